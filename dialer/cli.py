@@ -1,0 +1,129 @@
+"""The ``dialer`` command line: parse, load settings, call into the package; no logic here.
+
+Each command group lives in its own section below.  Commands import what they need inside
+the function, so ``dialer --help`` stays fast and nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dialer import __version__
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class State:
+    """What the root command hands to its subcommands."""
+
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+        self._settings: Any = None
+
+    @property
+    def settings(self) -> Any:
+        """The loaded settings; a config problem ends the command with a one-line error."""
+        if self._settings is None:
+            from dialer.config import ConfigError, load_settings
+
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as exc:
+                raise click.ClickException(f"config: {exc}") from None
+        return self._settings
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="dialer")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="DIALER_CONFIG",
+    help="Settings file (TOML). Default: ./dialer.toml if it exists, else built-in defaults.",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Predictive dialer and call-center controller for Asterisk.
+
+    Start with `dialer demo` (no Asterisk, database or Redis needed). In production,
+    `dialer run` drives Asterisk, PostgreSQL and Redis as dialer.toml says; every
+    setting can be overridden by an environment variable DIALER_<SECTION>_<FIELD>,
+    for example DIALER_DATABASE_URL, DIALER_REDIS_URL or DIALER_AMI_SECRET.
+    """
+    ctx.obj = State(config_path)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@main.group()
+def config() -> None:
+    """Inspect the settings the other commands will use."""
+
+
+@config.command("show")
+@pass_state
+def config_show(state: State) -> None:
+    """Print the effective settings as JSON, with every secret masked."""
+    from dialer.config import redacted
+
+    click.echo(json.dumps(redacted(state.settings), indent=2))
+
+
+# --------------------------------------------------------------------------- ami
+
+
+@main.group()
+def ami() -> None:
+    """Tools for Asterisk Manager Interface (AMI) traffic."""
+
+
+@ami.command("decode")
+@click.argument("capture", type=click.File("rb"))
+@click.option(
+    "--max-message-bytes",
+    type=click.IntRange(min=1024),
+    default=1 << 20,
+    show_default=True,
+    help="Refuse a single message larger than this (a broken or hostile capture).",
+)
+def ami_decode(capture: Any, max_message_bytes: int) -> None:
+    """Decode a raw AMI capture (FILE, or - for stdin) into one JSON object per message.
+
+    Each line is {"type": "banner"|"response"|"event", "name": ..., "headers": [[k, v], ...]}.
+    Bytes that are not valid UTF-8 are kept as \\xNN escapes, never dropped.
+    """
+    from dialer.protocol.ami import AmiProtocolError, decode_capture
+
+    out = sys.stdout
+    try:
+        for obj in decode_capture(capture, max_message_bytes=max_message_bytes):
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    except AmiProtocolError as exc:
+        raise click.ClickException(f"ami decode: {exc}") from None
+    except BrokenPipeError:  # `dialer ami decode x | head` is normal use
+        sys.stderr.close()
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--minutes", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option("--speed", type=click.FloatRange(min=0.1), default=6.0, show_default=True)
+def demo(minutes: float, speed: float) -> None:
+    """Run the embedded demo: simulator + SQLite + 35 agents + live wallboard."""
+    raise click.ClickException(
+        "the demo is not built yet (issue: outbound calls end to end); "
+        "meanwhile try `dialer ami decode FILE`"
+    )
