@@ -140,7 +140,7 @@ class LoggingSettings(_Section):
     """Where logs go and how much."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
-    json: bool = False
+    json_format: bool = False
 
 
 class Settings(_Section):

@@ -24,7 +24,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal, Union
+from typing import BinaryIO, Literal
 
 MessageKind = Literal["response", "event", "action", "unknown"]
 
@@ -122,7 +122,7 @@ class Message:
         }
 
 
-Frame = Union[Banner, Message]
+Frame = Banner | Message
 
 
 def display(text: str) -> str:
@@ -248,7 +248,7 @@ class AmiDecoder:
 
 # --------------------------------------------------------------------------- encoding
 
-HeaderInput = Union[Mapping[str, object], Iterable[tuple[str, object]]]
+HeaderInput = Mapping[str, object] | Iterable[tuple[str, object]]
 
 _counter = itertools.count(1)
 
