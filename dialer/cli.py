@@ -115,6 +115,74 @@ def ami_decode(capture: Any, max_message_bytes: int) -> None:
         sys.stderr.close()
 
 
+# --------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Database schema: migrations and checks."""
+
+
+# --------------------------------------------------------------------------- campaign
+
+
+@main.group()
+def campaign() -> None:
+    """Create, inspect and steer campaigns."""
+
+
+# --------------------------------------------------------------------------- leads
+
+
+@main.group()
+def leads() -> None:
+    """Import and export the people a campaign calls."""
+
+
+# --------------------------------------------------------------------------- dnc
+
+
+@main.group()
+def dnc() -> None:
+    """The do-not-call lists: global and per campaign."""
+
+
+# --------------------------------------------------------------------------- agents
+
+
+@main.group()
+def agents() -> None:
+    """Agents (people, not seats): accounts, PINs, live state."""
+
+
+# --------------------------------------------------------------------------- asterisk
+
+
+@main.group()
+def asterisk() -> None:
+    """Asterisk configuration for this site, rendered from the same settings."""
+
+
+# --------------------------------------------------------------------------- sim-pbx
+
+
+# --------------------------------------------------------------------------- run
+
+
+# --------------------------------------------------------------------------- supervisor
+
+
+# --------------------------------------------------------------------------- reports
+
+
+# --------------------------------------------------------------------------- bench
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print figures and ratios against a baseline in the same run."""
+
+
 # --------------------------------------------------------------------------- demo
 
 

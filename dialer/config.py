@@ -116,6 +116,7 @@ class AsteriskSettings(_Section):
     login_extension: str = Field("9000", pattern=r"^[0-9*#]+$")
     pause_code: str = Field("*1", pattern=r"^[0-9*#]+$")
     unpause_code: str = Field("*2", pattern=r"^[0-9*#]+$")
+    next_code: str = Field("*3", pattern=r"^[0-9*#]+$")
     logout_code: str = Field("*9", pattern=r"^[0-9*#]+$")
     disconnect_code: str = Field("*0", pattern=r"^[0-9*#]+$")
     codecs: tuple[str, ...] = ("ulaw", "alaw")
