@@ -101,7 +101,7 @@ class TrunkSettings(_Section):
     host: str = ""
     username: str = ""
     secret: SecretStr = SecretStr("")
-    register: bool = False
+    registration: bool = False
 
 
 class AsteriskSettings(_Section):
