@@ -102,6 +102,9 @@ class TrunkSettings(_Section):
     username: str = ""
     secret: SecretStr = SecretStr("")
     registration: bool = False
+    port: int = Field(5060, ge=1, le=65535)
+    transport: Literal["udp", "tls"] = "udp"
+    match: tuple[str, ...] = ()  # identify inbound calls by these IPs/CIDRs (default: host)
 
 
 class AsteriskSettings(_Section):
@@ -125,6 +128,14 @@ class AsteriskSettings(_Section):
     secrets_file: str = "asterisk-secrets.toml"
     abandon_prompt: str = "tt-allbusy"
     trunks: tuple[TrunkSettings, ...] = (TrunkSettings(),)
+    tls_cert_file: str = "/etc/asterisk/keys/asterisk.crt"
+    tls_key_file: str = "/etc/asterisk/keys/asterisk.key"
+    external_address: str = ""  # public address when Asterisk sits behind NAT
+    local_nets: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+    seat_networks: tuple[str, ...] = ()  # if set, seat/supervisor phones only from these
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(20000, ge=1024, le=65535)
+    ami_event_filter: bool = True  # manager.conf sends only the events the controller uses
 
 
 class EngineSettings(_Section):
