@@ -148,6 +148,22 @@ class EngineSettings(_Section):
     min_agents_for_predictive: int = Field(5, ge=1)
 
 
+class InboundSettings(_Section):
+    """Inbound calls: the IVR flows, the controller's queue to the agents, blending (issue 10)."""
+
+    flows_file: str = ""  # empty: the example shipped as dialer/agi_scripts/default_ivr.toml
+    max_wait_seconds: float = Field(180.0, gt=0)  # then callback or voicemail is offered
+    position_announce_seconds: float = Field(45.0, gt=0)
+    service_level_seconds: float = Field(20.0, gt=0)
+    hold_outbound_after_seconds: float = Field(30.0, ge=0)  # 0: never hold outbound launches
+    skill_relax_seconds: float = Field(60.0, ge=0)  # then any agent may answer; 0: strict
+    music_class: str = "default"
+    recordings_dir: str = "dialer-messages"  # where Record() writes (as Asterisk sees it)
+    prompt_cache_dir: str = "dialer-prompts"  # text prompts rendered by espeak-ng
+    text_to_speech: bool = True
+    callback_campaign: str = ""  # campaign that dials IVR callback requests; empty: first running
+
+
 class LoggingSettings(_Section):
     """Where logs go and how much."""
 
@@ -166,6 +182,7 @@ class Settings(_Section):
     asterisk: AsteriskSettings = AsteriskSettings()
     engine: EngineSettings = EngineSettings()
     logging: LoggingSettings = LoggingSettings()
+    inbound: InboundSettings = InboundSettings()
 
 
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
