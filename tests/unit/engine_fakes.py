@@ -1,0 +1,124 @@
+"""Fakes for the engine's ports: an in-memory store and an AMI link that records actions."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dialer.engine.ports import (
+    AgentLogRecord,
+    AmiReply,
+    CallOutcome,
+    CallProgress,
+    CallStarted,
+    CampaignConfig,
+    DispositionRecord,
+    LeadTicket,
+    OpenCall,
+    PinCheck,
+)
+
+
+@dataclass
+class FakeStore:
+    """The record in memory, with the same rules the real one keeps (one lead out at a time)."""
+
+    campaigns_: dict[int, CampaignConfig] = field(default_factory=dict)
+    leads: dict[int, str] = field(default_factory=dict)  # lead id -> phone, dialable
+    reserved: set[int] = field(default_factory=set)
+    started: list[CallStarted] = field(default_factory=list)
+    progress: list[CallProgress] = field(default_factory=list)
+    ended: list[CallOutcome] = field(default_factory=list)
+    dispositions: list[DispositionRecord] = field(default_factory=list)
+    agent_rows: list[AgentLogRecord] = field(default_factory=list)
+    pins: dict[str, str] = field(default_factory=dict)
+    open: list[OpenCall] = field(default_factory=list)
+
+    async def running_campaigns(self) -> Sequence[CampaignConfig]:
+        return [c for c in self.campaigns_.values() if c.status == "running"]
+
+    async def campaign(self, key: str) -> CampaignConfig | None:
+        for c in self.campaigns_.values():
+            if key in (str(c.id), c.name):
+                return c
+        return None
+
+    async def set_campaign_status(self, campaign_id: int, status: str) -> None:
+        from dataclasses import replace
+
+        self.campaigns_[campaign_id] = replace(self.campaigns_[campaign_id], status=status)
+
+    async def reserve_leads(self, campaign_id: int, count: int) -> Sequence[LeadTicket]:
+        out = []
+        for lead_id, phone in self.leads.items():
+            if len(out) >= count:
+                break
+            if lead_id in self.reserved:
+                continue
+            self.reserved.add(lead_id)
+            out.append(LeadTicket(lead_id, campaign_id, phone))
+        return out
+
+    async def release_leads(self, lead_ids: Sequence[int]) -> None:
+        self.reserved.difference_update(lead_ids)
+
+    def call_started(self, row: CallStarted) -> None:
+        self.started.append(row)
+
+    def call_progress(self, row: CallProgress) -> None:
+        self.progress.append(row)
+
+    def call_ended(self, row: CallOutcome) -> None:
+        self.ended.append(row)
+        self.leads.pop(row.lead_id, None)
+        self.reserved.discard(row.lead_id)
+
+    def disposition(self, row: DispositionRecord) -> None:
+        self.dispositions.append(row)
+
+    def agent_log(self, row: AgentLogRecord) -> None:
+        self.agent_rows.append(row)
+
+    async def open_calls(self) -> Sequence[OpenCall]:
+        return list(self.open)
+
+    async def check_pin(self, agent_number: str, pin: str) -> PinCheck:
+        ok = self.pins.get(agent_number) == pin
+        return PinCheck(ok, "ok" if ok else "bad_pin", agent_number)
+
+    async def flush(self) -> None:
+        return None
+
+
+@dataclass
+class FakeAmi:
+    """Records every action; answers Success unless told otherwise."""
+
+    connected: bool = True
+    actions: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    channels: list[dict[str, str]] = field(default_factory=list)
+    fail: set[str] = field(default_factory=set)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def send(self, action: str, headers: Sequence[tuple[str, str]]) -> AmiReply:
+        self.actions.append((action, list(headers)))
+        if action in self.fail:
+            return AmiReply(False, "Originate failed")
+        if action == "CoreShowChannels":
+            return AmiReply(True, "Channels will follow", tuple(self.channels))
+        return AmiReply(True, "ok")
+
+    def originates(self) -> list[dict[str, str]]:
+        out = []
+        for name, headers in self.actions:
+            if name == "Originate":
+                d: dict[str, str] = {}
+                for k, v in headers:
+                    if k == "Variable":
+                        key, _, val = v.partition("=")
+                        d["var:" + key] = val
+                    else:
+                        d[k] = v
+                out.append(d)
+        return out

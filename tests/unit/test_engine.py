@@ -1,0 +1,198 @@
+"""The engine with fake ports: the whole call, step by step, from the inputs Asterisk sends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from dialer.config import AsteriskSettings, EngineSettings, Settings, TrunkSettings
+from dialer.domain.agent import AgentStatus
+from dialer.domain.results import CallResult
+from dialer.engine.commands import Command
+from dialer.engine.core import Engine
+from dialer.engine.inputs import AmiLink, BridgeResultIn, HandoffIn, LoginIn, WrapupStartIn
+from dialer.engine.ports import CampaignConfig
+from dialer.protocol.ami import Message
+
+from .engine_fakes import FakeAmi, FakeStore
+
+AGENT_CHAN = "PJSIP/seat001-00000001"
+
+
+def ev(name: str, **headers: str) -> Message:
+    return Message.build([("Event", name), *headers.items()])
+
+
+def settings(abandon: float = 0.4) -> Settings:
+    trunk = TrunkSettings(name="carrier", dial_template="Local/{number}@sim", max_cps=100)
+    return Settings(
+        asterisk=AsteriskSettings(trunks=(trunk,)),
+        engine=EngineSettings(abandon_after_seconds=abandon, tick_interval=0.02),
+    )
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[tuple[Engine, FakeStore, FakeAmi]]:
+    store = FakeStore()
+    store.campaigns_[1] = CampaignConfig(1, "spring", dial_mode="progressive", wrapup_seconds=5)
+    store.leads = {i: f"+9155510{i:02d}" for i in range(1, 6)}
+    ami = FakeAmi()
+    engine = Engine(settings(), store, ami)
+    task = asyncio.create_task(engine.run())
+    engine.add_campaign(store.campaigns_[1])
+    engine.post(AmiLink(True))
+    yield engine, store, ami
+    await engine.stop(grace=0)
+    await asyncio.wait_for(task, 5)
+
+
+async def until(engine: Engine, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def loop() -> None:
+        while not pred():
+            await engine.barrier()
+            await asyncio.sleep(0)  # let effect tasks run between barriers
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+async def login(engine: Engine, agent: str = "1001", chan: str = AGENT_CHAN) -> None:
+    reply = await engine.ask(lambda f: LoginIn(agent, chan, "seat001", (1,), False, f))
+    assert reply.ok, reply
+
+
+async def test_live_call_bridged_wrapped_and_disposed(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine)
+    await until(engine, lambda: len(ami.originates()) >= 1)
+    o = ami.originates()[0]
+    cid = o["ChannelId"]
+    assert o["OtherChannelId"] == f"{cid}-2" and o["var:CALLID"] == cid
+    assert o["Context"] == "dialer-out" and o["Channel"].startswith("Local/9155510")
+    assert len(ami.originates()) == 1  # progressive: one ready agent, one call
+    cust = "Local/9155510@sim-00000001;1"
+    for m in (
+        ev("Newchannel", Uniqueid=cid, Channel=cust),
+        ev("Newstate", Uniqueid=cid, Channel=cust, ChannelStateDesc="Up"),
+        ev("VarSet", Uniqueid=cid, Channel=cust, Variable="AMDSTATUS", Value="HUMAN"),
+    ):
+        engine.on_ami_event(m)
+    plan = await engine.ask(lambda f: HandoffIn(cid, cust, "HUMAN", "HUMAN-1", f))
+    assert (plan.action, plan.agent, plan.channel) == ("bridge", "1001", AGENT_CHAN)
+    assert engine.agents["1001"].status is AgentStatus.RESERVED
+    engine.on_ami_event(ev("BridgeEnter", BridgeUniqueid="b1", Channel=AGENT_CHAN, Uniqueid="x"))
+    engine.on_ami_event(ev("BridgeEnter", BridgeUniqueid="b1", Channel=cust, Uniqueid=cid))
+    await engine.barrier()
+    assert engine.agents["1001"].status is AgentStatus.TALKING
+    assert engine.stats.handoff_ms and engine.stats.handoff_ms[0] >= 0
+    engine.on_ami_event(ev("BridgeLeave", BridgeUniqueid="b1", Channel=AGENT_CHAN))
+    await engine.barrier()
+    assert engine.agents["1001"].status is AgentStatus.WRAPUP
+    wrap = await engine.ask(lambda f: WrapupStartIn("1001", AGENT_CHAN, f))
+    assert wrap.ok and "1" in wrap.data["codes"]
+    bad = await engine.submit(Command("agent.disposition", {"agent": "1001", "code": "77"}))
+    assert (bad.ok, bad.code) == (False, "unknown_disposition")
+    good = await engine.submit(Command("agent.disposition", {"agent": "1001", "code": "3"}))
+    assert good.ok, good
+    plan2 = await engine.ask(lambda f: BridgeResultIn(cid, "1001", "SUCCESS", f))
+    assert plan2.action == "hangup"
+    engine.on_ami_event(ev("Hangup", Uniqueid=cid, Channel=cust, Cause="16"))
+    await until(engine, lambda: len(store.ended) == 1)
+    row = store.ended[0]
+    assert (row.call_id, row.result, row.agent_number) == (cid, CallResult.HUMAN, "1001")
+    assert [d.code for d in store.dispositions] == ["3"]
+    assert store.dispositions[0].callback_at is not None  # "call back" schedules a callback
+    states = [r.state for r in store.agent_rows]
+    assert states[:5] == ["READY", "RESERVED", "TALKING", "WRAPUP", "READY"]
+
+
+async def test_no_agent_in_time_is_abandoned_and_kept_away(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine)
+    await until(engine, lambda: len(ami.originates()) >= 1)
+    cid = ami.originates()[0]["ChannelId"]
+    await engine.submit(Command("agent.pause", {"agent": "1001", "reason": "tea"}))
+    engine.on_ami_event(ev("Newstate", Uniqueid=cid, Channel="c;1", ChannelStateDesc="Up"))
+    plan = await engine.ask(lambda f: HandoffIn(cid, "c;1", "HUMAN", "", f))
+    assert plan.action == "abandon" and plan.prompt == "tt-allbusy"
+    engine.on_ami_event(ev("Hangup", Uniqueid=cid, Channel="c;1", Cause="16"))
+    await until(engine, lambda: len(store.ended) == 1)
+    assert store.ended[0].result is CallResult.ABANDONED
+    assert store.ended[0].no_redial_hours == 72.0
+
+
+async def test_vanished_agent_gives_the_next_agent(rig: tuple[Engine, FakeStore, FakeAmi]) -> None:
+    engine, store, ami = rig
+    await login(engine, "1001", AGENT_CHAN)
+    await login(engine, "1002", "PJSIP/seat002-00000002")
+    await until(engine, lambda: len(ami.originates()) >= 2)
+    cid = ami.originates()[0]["ChannelId"]
+    engine.on_ami_event(ev("Newstate", Uniqueid=cid, Channel="c;1", ChannelStateDesc="Up"))
+    plan = await engine.ask(lambda f: HandoffIn(cid, "c;1", "HUMAN", "", f))
+    first = plan.agent
+    plan2 = await engine.ask(lambda f: BridgeResultIn(cid, first, "NONEXISTENT", f))
+    assert plan2.action == "bridge" and plan2.agent != first
+    assert engine.agents[first].status is AgentStatus.LOGGED_OUT
+
+
+async def test_busy_through_local_channel_and_machine(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine)
+    await login(engine, "1002", "PJSIP/seat002-00000002")
+    await until(engine, lambda: len(ami.originates()) >= 2)
+    busy, machine = (o["ChannelId"] for o in ami.originates()[:2])
+    engine.on_ami_event(ev("Newchannel", Uniqueid=busy, Channel="b;1"))
+    engine.on_ami_event(ev("Hangup", Uniqueid=f"{busy}-2", Channel="b;2", Cause="17"))
+    engine.on_ami_event(ev("Hangup", Uniqueid=busy, Channel="b;1", Cause="0"))
+    engine.on_ami_event(ev("OriginateResponse", Uniqueid=busy, Response="Failure", Reason="5"))
+    engine.on_ami_event(ev("Newstate", Uniqueid=machine, Channel="m;1", ChannelStateDesc="Up"))
+    engine.on_ami_event(
+        ev("VarSet", Uniqueid=machine, Channel="m;1", Variable="AMDSTATUS", Value="MACHINE")
+    )
+    plan = await engine.ask(lambda f: HandoffIn(machine, "m;1", "MACHINE", "LONGGREETING", f))
+    assert plan.action == "hangup"
+    engine.on_ami_event(ev("Hangup", Uniqueid=machine, Channel="m;1", Cause="16"))
+    await until(engine, lambda: len(store.ended) == 2)
+    results = {r.call_id: r.result for r in store.ended}
+    assert results == {busy: CallResult.BUSY, machine: CallResult.MACHINE}
+    assert all(a.status is AgentStatus.READY for a in engine.agents.values())
+
+
+async def test_link_lost_reconciles_calls_and_agent_lines(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine)
+    await until(engine, lambda: len(ami.originates()) >= 1)
+    cid = ami.originates()[0]["ChannelId"]
+    engine.on_ami_event(ev("Newchannel", Uniqueid=cid, Channel="c;1"))
+    engine.post(AmiLink(False))
+    ami.channels = []  # Asterisk lost everything: the call and the agent's line are gone
+    engine.post(AmiLink(True))
+    await until(engine, lambda: len(store.ended) >= 1)
+    assert store.ended[0].result is CallResult.LINK_LOST
+    await until(engine, lambda: engine.agents["1001"].status is AgentStatus.LOGGED_OUT)
+
+
+async def test_commands_errors_are_stable(rig: tuple[Engine, FakeStore, FakeAmi]) -> None:
+    engine, _, _ = rig
+    r = await engine.submit(Command("agent.pause", {"agent": "9999"}))
+    assert (r.ok, r.code) == (False, "unknown_agent")
+    r = await engine.submit(Command("nope", {}))
+    assert r.code == "unknown_command"
+    await login(engine)
+    r = await engine.submit(Command("agent.unpause", {"agent": "1001"}))
+    assert r.code == "illegal_transition"
+    r = await engine.submit(Command("campaign.pause", {"campaign": "spring"}))
+    assert r.ok and engine.campaigns[1].config.status == "paused"
+    r = await engine.submit(Command("campaign.start", {"campaign": "autumn"}))
+    assert r.code == "unknown_campaign"
+    r = await engine.submit(Command("status", {}))
+    assert r.ok and r.data["agents_by_state"] == {"READY": 1}
