@@ -48,13 +48,13 @@ async def rig() -> AsyncIterator[tuple[Engine, FakeStore, FakeAmi]]:
     await asyncio.wait_for(task, 5)
 
 
-async def until(engine: Engine, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(engine: Engine, pred: Callable[[], bool], limit: float = 5.0) -> None:
     async def loop() -> None:
         while not pred():
             await engine.barrier()
             await asyncio.sleep(0)  # let effect tasks run between barriers
 
-    await asyncio.wait_for(loop(), timeout)
+    await asyncio.wait_for(loop(), limit)
 
 
 async def login(engine: Engine, agent: str = "1001", chan: str = AGENT_CHAN) -> None:
@@ -127,7 +127,7 @@ async def test_no_agent_in_time_is_abandoned_and_kept_away(
 
 
 async def test_vanished_agent_gives_the_next_agent(rig: tuple[Engine, FakeStore, FakeAmi]) -> None:
-    engine, store, ami = rig
+    engine, _store, ami = rig
     await login(engine, "1001", AGENT_CHAN)
     await login(engine, "1002", "PJSIP/seat002-00000002")
     await until(engine, lambda: len(ami.originates()) >= 2)
