@@ -14,19 +14,28 @@ Decoding policy for bytes that are not valid UTF-8: they are decoded with ``surr
 so nothing is dropped and :func:`encode_headers` gives back the exact bytes.  For display
 (``dialer ami decode``) such bytes are rendered as ``\\xNN`` escapes.
 
-Lines without a colon (never seen from Asterisk 22, possible from older versions' raw command
-output) are kept as a header whose key is the empty string and whose value is the whole line.
+Header keys are kept verbatim (only lookups ignore case); one space after the colon is part
+of the separator, any further spaces belong to the value.  Lines without a colon (never seen
+from Asterisk 22, possible from older versions' raw command output) are kept as a header whose
+key is the empty string and whose value is the whole line.  Extra blank lines between messages
+are skipped.  A message larger than the size limit raises :class:`AmiProtocolError`; the
+decoder gives the same frames (and the same error) however the bytes are split into reads.
+
+Action tracking (:class:`ActionTracker`) is sans-I/O too: it matches responses to actions and
+gathers EventLists, while every event is still delivered as an event (see its docstring).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 MessageKind = Literal["response", "event", "action", "unknown"]
+_KINDS: dict[str, MessageKind] = {"response": "response", "event": "event", "action": "action"}
 
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 _ENCODING = "utf-8"
@@ -34,7 +43,15 @@ _ERRORS = "surrogateescape"
 
 
 class AmiProtocolError(Exception):
-    """The peer sent bytes that cannot be AMI (or exceed a limit); the link must be dropped."""
+    """The peer sent bytes that cannot be AMI (or exceed a limit); the link must be dropped.
+
+    ``frames`` holds what was decoded from the same read before the fault, so nothing that
+    arrived intact is lost.
+    """
+
+    def __init__(self, message: str, *, frames: Sequence[Frame] = ()) -> None:
+        super().__init__(message)
+        self.frames: tuple[Frame, ...] = tuple(frames)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,60 +66,155 @@ class Banner:
         return self.text.rpartition("/")[2] if "/" in self.text else ""
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
-    """One AMI message: an ordered tuple of ``(key, value)`` headers, keys case-insensitive."""
+    """One AMI message: an ordered tuple of ``(key, value)`` headers, keys case-insensitive.
 
-    headers: tuple[tuple[str, str], ...]
-    _index: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    Immutable.  A decoded message keeps the text it came from and splits it into headers only
+    when asked: most events are routed on their name and ActionID alone, and splitting every
+    line of every message would cost the decoder most of its throughput (``dialer bench ami``).
+    The name, kind and single-header lookups on ASCII text are answered from the text directly,
+    with exactly the same result as from the split headers.
+    """
+
+    __slots__ = ("_eol", "_head", "_headers", "_index", "_low", "_raw")
+
+    _headers: tuple[tuple[str, str], ...] | None
+    _raw: str | None
+    _eol: str
+    _index: dict[str, str] | None
+    _low: str | None
+    _head: tuple[MessageKind, str] | None
+
+    def __init__(self, headers: Iterable[tuple[str, str]] = ()) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "_headers", tuple(headers))
+        setattr_(self, "_raw", None)
+        setattr_(self, "_eol", "\n")
+        setattr_(self, "_index", None)
+        setattr_(self, "_low", None)
+        setattr_(self, "_head", None)
 
     @classmethod
     def build(cls, headers: Iterable[tuple[str, str]]) -> Message:
-        """Build a message and its case-insensitive index of first values."""
-        hdrs = tuple(headers)
-        index: dict[str, str] = {}
-        for key, value in hdrs:
-            low = key.lower()
-            if low not in index:
-                index[low] = value
-        return cls(hdrs, index)
+        """Build a message from ``(key, value)`` pairs."""
+        return cls(headers)
+
+    @classmethod
+    def _from_text(cls, raw: str, eol: str, low: str | None) -> Message:
+        """A message over non-empty ``raw`` text whose lines end with ``eol`` (no blank lines).
+
+        ``low`` is ``raw.lower()`` when ``raw`` is ASCII (so offsets agree), else None.
+        """
+        self = cls.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(self, "_headers", None)
+        setattr_(self, "_raw", raw)
+        setattr_(self, "_eol", eol)
+        setattr_(self, "_index", None)
+        setattr_(self, "_low", low)
+        setattr_(self, "_head", None)
+        return self
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Message is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Message is immutable (cannot delete {name!r})")
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every header as ``(key, value)`` in wire order; repeated keys kept."""
+        hdrs = self._headers
+        if hdrs is None:
+            assert self._raw is not None
+            hdrs = tuple([_header(line) for line in self._raw.split(self._eol)])
+            object.__setattr__(self, "_headers", hdrs)
+        return hdrs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self.headers == other.headers
+
+    def __hash__(self) -> int:
+        return hash(self.headers)
+
+    def __repr__(self) -> str:
+        return f"Message(headers={self.headers!r})"
+
+    def __reduce__(self) -> tuple[type[Message], tuple[tuple[tuple[str, str], ...]]]:
+        return (Message, (self.headers,))
+
+    def _idx(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, value in self.headers:
+                index.setdefault(key.lower(), value)
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def _kind_name(self) -> tuple[MessageKind, str]:
+        head = self._head
+        if head is None:
+            raw = self._raw
+            if raw is None:
+                hdrs = self.headers
+                key, value = hdrs[0] if hdrs else ("", "")
+            else:
+                end = raw.find(self._eol)
+                key, value = _header(raw if end < 0 else raw[:end])
+            head = (_KINDS.get(key.lower(), "unknown"), value)
+            object.__setattr__(self, "_head", head)
+        return head
 
     @property
     def kind(self) -> MessageKind:
         """What the first header says this is: response, event, action or unknown."""
-        if not self.headers:
-            return "unknown"
-        first = self.headers[0][0].lower()
-        if first == "response":
-            return "response"
-        if first == "event":
-            return "event"
-        if first == "action":
-            return "action"
-        return "unknown"
+        return self._kind_name()[0]
 
     @property
     def name(self) -> str:
         """The event name, the Response value or the Action name (per :attr:`kind`)."""
-        return self.headers[0][1] if self.headers else ""
+        return self._kind_name()[1]
 
     @property
     def action_id(self) -> str | None:
         """The ActionID header, if any."""
-        return self._index.get("actionid")
+        return self.get("actionid")
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of ``key`` (case-insensitive), or ``default``."""
-        return self._index.get(key.lower(), default)
+        low = self._low
+        if low is None or self._index is not None:
+            return self._idx().get(key.lower(), default)
+        # Fast path on the text itself (ASCII only: lower-casing then keeps every offset).
+        raw = self._raw
+        assert raw is not None
+        eol = self._eol
+        needle = key.lower() + ":"
+        if ":" in key or eol in key or "\r" in key:
+            return default
+        if low.startswith(needle):
+            pos = 0
+        else:
+            pos = low.find(eol + needle)
+            if pos < 0:
+                return default
+            pos += len(eol)
+        pos += len(needle)
+        end = raw.find(eol, pos)
+        value = raw[pos:] if end < 0 else raw[pos:end]
+        return value[1:] if value[:1] == " " else value
 
     def __getitem__(self, key: str) -> str:
-        try:
-            return self._index[key.lower()]
-        except KeyError:
-            raise KeyError(key) from None
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._index
+        return isinstance(key, str) and self.get(key) is not None
 
     def get_all(self, key: str) -> list[str]:
         """Every value of ``key`` in order (for repeated headers such as Output, Variable)."""
@@ -134,22 +246,50 @@ def display(text: str) -> str:
     return text
 
 
-def _parse_block(block: bytes) -> Message:
-    headers: list[tuple[str, str]] = []
-    for raw in block.split(b"\n"):
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        if not raw:
+def _header(line: str) -> tuple[str, str]:
+    """``Key: value`` -> (key, value): the key verbatim, one space after the colon dropped.
+
+    A line without a colon (never seen from Asterisk 22) becomes ``("", line)``.
+    """
+    key, sep, value = line.partition(":")
+    if not sep:
+        return ("", line)
+    return (key, value[1:] if value[:1] == " " else value)
+
+
+def _messages(raw: bytes, out: list[Frame]) -> None:
+    """Append the messages in ``raw`` (complete messages, ending with a blank line) to ``out``."""
+    text = raw.decode(_ENCODING, _ERRORS)
+    if text.count("\n") == text.count("\r\n"):
+        eol = "\r\n"  # what Asterisk sends: split as is, no copy to normalise line ends
+    else:
+        # Mixed or bare LF: CRLF -> LF makes every blank line "\\n\\n"; a CR that is not
+        # before LF is data and stays.
+        text = text.replace("\r\n", "\n")
+        eol = "\n"
+    sep = eol + eol
+    make = Message._from_text
+    blocks = text.split(sep)
+    if text.isascii():
+        # One lower() for the whole read; split the same way, it lines up block for block.
+        lows: list[str | None] = list(text.lower().split(sep))
+    else:
+        lows = [None] * len(blocks)
+    for block, low in zip(blocks, lows, strict=True):
+        if not block:
             continue
-        line = raw.decode(_ENCODING, _ERRORS)
-        key, sep, value = line.partition(":")
-        if not sep:
-            headers.append(("", line))
-            continue
-        if value.startswith(" "):
-            value = value[1:]
-        headers.append((key.strip(), value))
-    return Message.build(headers)
+        if block.startswith(eol):  # extra blank lines between messages
+            rest = block
+            while rest.startswith(eol):
+                rest = rest[len(eol) :]
+            if low is not None:
+                low = low[len(block) - len(rest) :]
+            block = rest
+        if block:
+            out.append(make(block, eol, low))
+
+
+_SEPARATOR = re.compile(rb"\n\r?\n")
 
 
 class AmiDecoder:
@@ -157,6 +297,11 @@ class AmiDecoder:
 
     ``expect_banner`` is True on the client side (the server greets first) and False when
     decoding what a client sends (actions), as the simulator does.
+
+    A message is the bytes between two blank lines (``\\n\\n`` or ``\\n\\r\\n``); one whose
+    size exceeds ``max_message_bytes`` raises :class:`AmiProtocolError` whose ``frames``
+    holds the frames completed before it, so the result does not depend on how the bytes
+    were split into reads.  Empty messages (extra blank lines) are skipped.
     """
 
     __slots__ = ("_buf", "_closed", "_expect_banner", "_max", "_scan")
@@ -178,57 +323,67 @@ class AmiDecoder:
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return every frame they complete, in order."""
         if self._closed:
-            raise AmiProtocolError("decoder used after a protocol error")
+            raise AmiProtocolError("decoder used after a protocol error or close")
         buf = self._buf
         buf += data
         out: list[Frame] = []
-        if self._expect_banner:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                self._check_size(len(buf))
-                return out
-            line = bytes(buf[:nl]).rstrip(b"\r").decode(_ENCODING, _ERRORS)
-            del buf[: nl + 1]
-            self._expect_banner = False
-            self._scan = 0
-            out.append(Banner(line))
-        start = 0
+        if self._expect_banner and not self._take_banner(out):
+            return out
+        # Only the last blank line matters: everything before it is complete messages.
         scan = self._scan
-        n = len(buf)
-        while True:
-            # A blank line is "\n\n" or "\n\r\n"; find whichever comes first.
-            a = buf.find(b"\n\r\n", scan)
-            b = buf.find(b"\n\n", scan)
-            if a < 0 and b < 0:
-                break
-            if b < 0 or (0 <= a < b):
-                end, after = a, a + 3
-            else:
-                end, after = b, b + 2
-            if end - start > self._max:
-                self._fail(end - start)
-            block = bytes(buf[start:end])
-            msg = _parse_block(block)
-            if msg.headers:
-                out.append(msg)
-            start = scan = after
-        if start:
-            del buf[:start]
-        n = len(buf)
-        # Resume the next search just before the end: a separator may straddle two reads.
-        self._scan = max(n - 2, 0)
-        self._check_size(n)
+        a = buf.rfind(b"\n\r\n", scan)
+        b = buf.rfind(b"\n\n", scan)
+        end = max(a + 3 if a >= 0 else -1, b + 2 if b >= 0 else -1)
+        if end < 0:
+            self._scan = max(len(buf) - 2, 0)
+            self._check_tail(out)
+            return out
+        raw = bytes(buf[:end])
+        del buf[:end]
+        self._scan = max(len(buf) - 2, 0)
+        if end > self._max:
+            self._check_regions(raw, out)
+        _messages(raw, out)
+        self._check_tail(out)
         return out
 
-    def _check_size(self, size: int) -> None:
-        if size > self._max:
-            self._fail(size)
+    def _take_banner(self, out: list[Frame]) -> bool:
+        buf = self._buf
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if len(buf) > self._max:
+                self._fail(len(buf), out)
+            return False
+        if nl > self._max:
+            self._fail(nl, out)
+        line = bytes(buf[:nl]).rstrip(b"\r").decode(_ENCODING, _ERRORS)
+        del buf[: nl + 1]
+        self._expect_banner = False
+        self._scan = 0
+        out.append(Banner(line))
+        return True
 
-    def _fail(self, size: int) -> None:
+    def _check_tail(self, out: list[Frame]) -> None:
+        # The unfinished message will be at least this big (up to 2 bytes of the tail may be
+        # the start of its blank line), so failing now gives the same answer as failing later.
+        if len(self._buf) - 2 > self._max:
+            self._fail(len(self._buf) - 2, out)
+
+    def _check_regions(self, raw: bytes, out: list[Frame]) -> None:
+        """Slow path, only for reads larger than the limit: find an oversized message."""
+        start = 0
+        for match in _SEPARATOR.finditer(raw):
+            if match.start() - start > self._max:
+                _messages(raw[:start], out)
+                self._fail(match.start() - start, out)
+            start = match.end()
+
+    def _fail(self, size: int, out: list[Frame]) -> None:
         self._closed = True
         self._buf.clear()
         raise AmiProtocolError(
-            f"AMI message exceeds {self._max} bytes without an end (at least {size} bytes)"
+            f"AMI message exceeds {self._max} bytes without an end (at least {size} bytes)",
+            frames=out,
         )
 
     def close(self) -> Message | None:
@@ -240,10 +395,12 @@ class AmiDecoder:
         self._closed = True
         rest = bytes(self._buf)
         self._buf.clear()
-        if not rest.strip():
+        if self._expect_banner or not rest.strip(b"\r\n"):
             return None
-        msg = _parse_block(rest)
-        return msg if msg.headers else None
+        found: list[Frame] = []
+        _messages(rest + b"\n\n", found)
+        first = found[0] if found else None
+        return first if isinstance(first, Message) else None
 
 
 # --------------------------------------------------------------------------- encoding
@@ -282,9 +439,15 @@ def _value_text(value: object) -> str:
 
 
 def encode_headers(headers: Iterable[tuple[str, str]]) -> bytes:
-    """Encode header pairs as one AMI message (CRLF lines, blank line at the end)."""
+    """Encode header pairs as one AMI message (CRLF lines, blank line at the end).
+
+    Raises :class:`ValueError` for a value with CR or LF (it would inject headers), a name
+    that is empty or has a colon, or text that cannot be encoded.
+    """
     parts = []
     for key, value in headers:
+        if not key or ":" in key:
+            raise ValueError(f"AMI header name must be non-empty and without a colon: {key!r}")
         parts.append(f"{_clean(key, 'header name')}: {_clean(value, 'header value')}\r\n")
     parts.append("\r\n")
     return "".join(parts).encode(_ENCODING, _ERRORS)
@@ -338,6 +501,103 @@ def next_action_id(prefix: str = "a") -> str:
 def md5_key(challenge: str, secret: str) -> str:
     """The Login Key for ``AuthType: md5``: lowercase hex MD5 of challenge + secret (trace 03)."""
     return hashlib.md5((challenge + secret).encode(_ENCODING), usedforsecurity=False).hexdigest()
+
+
+# --------------------------------------------------------------------------- action tracking
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an action produced: its Response and, for list actions, the list items.
+
+    ``events`` are the EventList members in order (``CoreShowChannel``, ``Status`` ...);
+    ``complete`` is the closing ``...Complete`` event (``ListItems``), None for plain actions.
+    """
+
+    action_id: str
+    response: Message
+    events: tuple[Message, ...] = ()
+    complete: Message | None = None
+
+
+class ActionTracker:
+    """Matches responses to pending actions by ActionID and gathers EventLists, sans-I/O.
+
+    Policy (see ../shared/asterisk/README.md, traces 07, 08, 25):
+
+    * A Response whose ActionID is pending ends a plain action at once.  With
+      ``EventList: start`` the action stays open and every *event* carrying that ActionID is
+      gathered, until one has ``EventList: Complete`` (every ``*Complete`` event in the traces
+      has it; an event whose name ends in ``Complete`` is accepted too, for older versions).
+    * The tracker only *gathers*; it never consumes.  The caller still delivers every event,
+      list items included, to its event subscribers: nothing that arrived is hidden, and a
+      subscriber can tell list items by their ActionID (they also lack ``Timestamp``).
+    * Events carrying the ActionID of an action that already ended are plain events: that is
+      how ``OriginateResponse`` of an ``Async`` Originate arrives (trace 11).
+    * Messages with no or an unknown ActionID are ignored here (late answers to actions that
+      timed out, or actions someone else sent).
+    """
+
+    __slots__ = ("_lists", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: set[str] = set()
+        self._lists: dict[str, tuple[Message, list[Message]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, action_id: object) -> bool:
+        return action_id in self._pending
+
+    def start(self, action_id: str) -> None:
+        """Register an action about to be sent; its ActionID must not be pending already."""
+        if action_id in self._pending:
+            raise ValueError(f"ActionID {action_id!r} is already pending")
+        self._pending.add(action_id)
+
+    def forget(self, action_id: str) -> None:
+        """Stop tracking one action (it timed out); a late response is then ignored."""
+        self._pending.discard(action_id)
+        self._lists.pop(action_id, None)
+
+    def clear(self) -> list[str]:
+        """Drop every pending action (the link is gone); return their ActionIDs."""
+        ids = sorted(self._pending)
+        self._pending.clear()
+        self._lists.clear()
+        return ids
+
+    def feed(self, msg: Message) -> ActionResult | None:
+        """Account for one received message; return a result if it ends an action."""
+        if not self._pending:
+            return None
+        action_id = msg.action_id
+        if action_id is None or action_id not in self._pending:
+            return None
+        kind = msg.kind
+        if kind == "response":
+            if action_id in self._lists:
+                return None  # a second Response for the same id: not ours to interpret
+            if (msg.get("eventlist") or "").lower() == "start":
+                self._lists[action_id] = (msg, [])
+                return None
+            self._pending.discard(action_id)
+            return ActionResult(action_id, msg)
+        if kind != "event":
+            return None
+        gathered = self._lists.get(action_id)
+        if gathered is None:
+            return None  # an event before the list's Response: only an event
+        response, items = gathered
+        if (msg.get("eventlist") or "").lower() == "complete" or (
+            msg.name.lower().endswith("complete") and "eventlist" not in msg
+        ):
+            del self._lists[action_id]
+            self._pending.discard(action_id)
+            return ActionResult(action_id, response, tuple(items), msg)
+        items.append(msg)
+        return None
 
 
 # --------------------------------------------------------------------------- captures
