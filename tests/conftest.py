@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Database fixtures (db_url, database, pg_only_url) for the dialer.db tests.
+pytest_plugins = ["tests.integration.db_support"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT.parent / "shared" / "asterisk" / "traces"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -1,0 +1,228 @@
+"""The one object the rest of the system uses to reach the record.
+
+Public API (all times aware UTC ``datetime``)::
+
+    db = Database.from_settings(settings)           # or Database(url, site=settings.site)
+    await db.upgrade()                              # Alembic migrations (dialer db upgrade)
+    cfg = await db.campaign_config("spring")        # CampaignConfig (by id or name)
+    cfgs = await db.running_campaigns()
+    leads = await db.reserve_leads(cfg.id, n, now, owner)     # list[LeadToDial]
+    reason = await db.recheck_before_dial(lead.lead_id, lead.phone, now, owner)  # None = dial
+    await db.release_lead(lead.lead_id, owner)      # reserved but not dialled
+    check = await db.verify_pin(agent_number, pin, now)       # PinCheck (agent login)
+    n = await db.recover_unfinished(owner, now)     # at start-up: close calls left open
+    writer = db.ledger_writer()                     # LedgerWriter from settings (see ledger.py)
+    await db.close()
+
+Everything that writes call outcomes goes through :class:`dialer.db.ledger.LedgerWriter`, so the
+AMI path never waits for the database.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from dialer.db import hopper
+from dialer.db.campaigns import CampaignConfig, get_campaign
+from dialer.db.engine import make_engine, make_sessionmaker, upgrade
+from dialer.db.models import Call, Campaign, Lead
+from dialer.domain.dialability import SiteFloor
+from dialer.domain.results import CallResult
+
+if TYPE_CHECKING:
+    from dialer.config import Settings, SiteSettings
+    from dialer.db.agents import PinCheck
+    from dialer.db.hopper import LeadToDial
+    from dialer.db.ledger import LedgerWriter
+
+#: How long the distinct time zones of a campaign's leads are cached by the hopper.
+ZONES_TTL = 60.0
+
+
+class Database:
+    """Engine, sessions and the repository calls the engine needs, from one URL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        site: SiteSettings | None = None,
+        echo: bool = False,
+        pool_size: int = 5,
+        spool_path: str = "dialer-outcomes.spool",
+        batch_size: int = 200,
+        flush_interval: float = 0.2,
+    ) -> None:
+        from dialer.config import SiteSettings
+
+        site = site or SiteSettings()
+        self.url = url
+        self.engine: AsyncEngine = make_engine(url, echo=echo, pool_size=pool_size)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
+        self.floor = SiteFloor.parse(site.calling_floor_start, site.calling_floor_end)
+        self.site_timezone = site.timezone
+        self.country = site.country
+        self.abandon_no_redial_hours = site.abandon_no_redial_hours
+        #: A call keeps its lead reserved this long after the originate (the call may be long).
+        self.call_hold = timedelta(hours=2)
+        self._spool_path = spool_path
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._zones: dict[int, tuple[float, list[str]]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Database:
+        """Build from ``Settings.database`` and ``Settings.site``."""
+        dbs = settings.database
+        return cls(
+            dbs.url.get_secret_value(),
+            site=settings.site,
+            spool_path=dbs.spool_path,
+            batch_size=dbs.batch_size,
+            flush_interval=dbs.flush_interval,
+            **kwargs,
+        )
+
+    @property
+    def dialect(self) -> str:
+        """``postgresql`` or ``sqlite``."""
+        return self.engine.dialect.name
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply the migrations shipped in the package."""
+        await upgrade(self.engine, revision)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside a transaction: committed on success, rolled back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    def ledger_writer(self, **kwargs: Any) -> LedgerWriter:
+        """A LedgerWriter with this database's spool path and batching settings."""
+        from dialer.db.ledger import LedgerWriter
+
+        kwargs.setdefault("batch_size", self._batch_size)
+        kwargs.setdefault("flush_interval", self._flush_interval)
+        return LedgerWriter(self, self._spool_path, **kwargs)
+
+    # ------------------------------------------------------------------ campaigns
+
+    async def campaign_config(
+        self, ref: str | int, *, session: AsyncSession | None = None
+    ) -> CampaignConfig:
+        """The campaign snapshot by id or name (raises CampaignError if unknown)."""
+        if session is not None:
+            return CampaignConfig.from_row(await get_campaign(session, ref))
+        async with self.sessionmaker() as s:
+            return CampaignConfig.from_row(await get_campaign(s, ref))
+
+    async def running_campaigns(self) -> list[CampaignConfig]:
+        """Campaigns whose status is ``running``."""
+        async with self.sessionmaker() as s:
+            rows = await s.scalars(select(Campaign).where(Campaign.status == "running"))
+            return [CampaignConfig.from_row(r) for r in rows.all()]
+
+    # ------------------------------------------------------------------ hopper
+
+    async def _campaign_zones(self, session: AsyncSession, campaign_id: int) -> list[str]:
+        cached = self._zones.get(campaign_id)
+        now = _time.monotonic()
+        if cached is None or now - cached[0] > ZONES_TTL:
+            cached = (now, await hopper.campaign_zones(session, campaign_id))
+            self._zones[campaign_id] = cached
+        return cached[1]
+
+    def forget_zones(self, campaign_id: int | None = None) -> None:
+        """Drop the cached lead time zones (after an import into a running campaign)."""
+        if campaign_id is None:
+            self._zones.clear()
+        else:
+            self._zones.pop(campaign_id, None)
+
+    async def reserve_leads(
+        self,
+        campaign_id: int,
+        n: int,
+        now: datetime,
+        owner: str,
+        *,
+        hold: timedelta = hopper.DEFAULT_HOLD,
+    ) -> list[LeadToDial]:
+        """Up to ``n`` dialable leads, reserved for ``owner`` (callbacks due first, then priority).
+
+        Safe for several controllers on PostgreSQL (SKIP LOCKED + in-flight mark in one
+        transaction).  Reservations lapse after ``hold`` unless the call is recorded as started.
+        """
+        async with self.sessionmaker() as session, session.begin():
+            campaign = CampaignConfig.from_row(await get_campaign(session, campaign_id))
+            zones = await self._campaign_zones(session, campaign_id)
+            return await hopper.reserve(
+                session, campaign, n, now, owner, self.floor, zones, hold=hold
+            )
+
+    async def recheck_before_dial(
+        self, lead_id: int, phone: str, now: datetime, owner: str | None = None
+    ) -> str | None:
+        """None if the lead may be dialled now on ``phone``; otherwise the reason not to."""
+        async with self.sessionmaker() as session, session.begin():
+            return await hopper.recheck(session, lead_id, phone, now, self.floor, owner)
+
+    async def release_lead(self, lead_id: int, owner: str | None = None) -> bool:
+        """Give back a reserved lead that was not dialled; True if it was reserved."""
+        return await self.release_leads([lead_id], owner) == 1
+
+    async def release_leads(self, lead_ids: Sequence[int], owner: str | None = None) -> int:
+        """Give back several reserved leads; the number released."""
+        if not lead_ids:
+            return 0
+        async with self.sessionmaker() as session, session.begin():
+            return await hopper.release(session, lead_ids, owner)
+
+    # ------------------------------------------------------------------ agents
+
+    async def verify_pin(self, agent_number: str, pin: str, now: datetime) -> PinCheck:
+        """Check an agent's PIN (counts failures, locks after repeated ones)."""
+        from dialer.db.agents import verify_pin
+
+        async with self.sessionmaker() as session, session.begin():
+            return await verify_pin(session, agent_number, pin, now)
+
+    # ------------------------------------------------------------------ recovery
+
+    async def recover_unfinished(self, owner: str, now: datetime) -> int:
+        """Close ``owner``'s calls that have no final row as LINK_LOST; release its leads.
+
+        Call it at start-up, before dialling: a controller that died mid-call left them open.
+        Goes through the ledger rules, so each lead's attempt is counted exactly once.
+        """
+        from dialer.db.ledger import CallEnded, apply_record
+
+        async with self.sessionmaker() as session, session.begin():
+            open_ids = (
+                await session.scalars(
+                    select(Call.call_id).where(Call.owner == owner, Call.final.is_(False))
+                )
+            ).all()
+            for call_id in open_ids:
+                await apply_record(
+                    self, session, CallEnded(call_id=call_id, at=now, result=CallResult.LINK_LOST)
+                )
+            await session.execute(
+                update(Lead)
+                .where(Lead.inflight_owner == owner)
+                .values(inflight_owner=None, inflight_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            return len(open_ids)
