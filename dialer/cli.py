@@ -163,6 +163,104 @@ def asterisk() -> None:
     """Asterisk configuration for this site, rendered from the same settings."""
 
 
+def _asterisk_settings(state: State, config_path: Path | None) -> tuple[Any, Path]:
+    """Settings (from --config here, else the root's) and the folder the secrets file is in."""
+    if config_path is None:
+        settings = state.settings
+        config_path = state.config_path
+    else:
+        from dialer.config import ConfigError, load_settings
+
+        try:
+            settings = load_settings(config_path)
+        except ConfigError as exc:
+            raise click.ClickException(f"config: {exc}") from None
+    base = (config_path or Path("dialer.toml")).resolve().parent
+    return settings, base
+
+
+def _asterisk_finish(outcome: Any) -> None:
+    for line in outcome.err:
+        click.echo(line, err=True)
+    for line in outcome.out:
+        click.echo(line)
+    if outcome.code:
+        sys.exit(outcome.code)
+
+
+_asterisk_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file (default: the root --config, else ./dialer.toml). The secrets file "
+    "(asterisk.secrets_file) is relative to its folder.",
+)
+
+
+@asterisk.command("render")
+@_asterisk_config_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the Asterisk files into (created if missing).",
+)
+@pass_state
+def asterisk_render(state: State, config_path: Path | None, out_dir: Path) -> None:
+    """Write pjsip.conf, extensions.conf, manager.conf ... for this site into OUT.
+
+    Phone passwords come from the secrets file, which is created once (mode 0600) and reused.
+    No secret is printed.
+    """
+    from dialer.asterisk_conf import commands
+    from dialer.asterisk_conf.render import RenderError
+    from dialer.asterisk_conf.site_secrets import SecretsError
+
+    settings, base = _asterisk_settings(state, config_path)
+    try:
+        outcome = commands.render(settings, base, out_dir)
+    except (RenderError, SecretsError) as exc:
+        raise click.ClickException(f"asterisk render: {exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"asterisk render: {out_dir}: {exc.strerror}") from None
+    _asterisk_finish(outcome)
+
+
+@asterisk.command("install")
+@_asterisk_config_option
+@click.option(
+    "--dir",
+    "target_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/etc/asterisk"),
+    show_default=True,
+    help="Asterisk's configuration folder.",
+)
+@click.option("--check", is_flag=True, help="Show a unified diff (secrets masked); change nothing.")
+@pass_state
+def asterisk_install(
+    state: State, config_path: Path | None, target_dir: Path, check: bool
+) -> None:
+    """Render for this site, install into DIR atomically (with a backup), reload over AMI.
+
+    Exit status: 0 done or nothing to change; 1 error, or with --check when files would
+    change; 2 files installed but Asterisk could not be reloaded over AMI.
+    """
+    from dialer.asterisk_conf import commands
+    from dialer.asterisk_conf.install import InstallError
+    from dialer.asterisk_conf.render import RenderError
+    from dialer.asterisk_conf.site_secrets import SecretsError
+
+    settings, base = _asterisk_settings(state, config_path)
+    try:
+        outcome = commands.install(settings, base, target_dir, check=check)
+    except (RenderError, SecretsError, InstallError) as exc:
+        raise click.ClickException(f"asterisk install: {exc}") from None
+    _asterisk_finish(outcome)
+
+
 # --------------------------------------------------------------------------- sim-pbx
 
 
