@@ -572,6 +572,7 @@ class Engine:
             wrap_seconds=max(0.0, self.clock.now() - a.since) if a.status is S.WRAPUP else 0.0,
             callback_at=callback_at,
             final=bool(chosen and chosen.final),
+            dnc=bool(chosen and chosen.dnc),
         )
         self._later(lambda: self.store.disposition(row))
 

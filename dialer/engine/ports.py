@@ -66,14 +66,18 @@ class DispositionDef:
     name: str
     callback_minutes: float | None = None  # set: this disposition schedules a callback
     final: bool = False  # the lead is done (no more attempts)
+    dnc: bool = False  # the number goes on the campaign's do-not-call list
 
+
+#: Callback delay when a "call back" disposition does not say (minutes).
+DEFAULT_CALLBACK_MINUTES = 60.0
 
 DEFAULT_DISPOSITIONS: tuple[DispositionDef, ...] = (
-    DispositionDef("1", "interested", final=True),
-    DispositionDef("2", "not interested", final=True),
-    DispositionDef("3", "call back", callback_minutes=60.0),
-    DispositionDef("4", "wrong number", final=True),
-    DispositionDef("5", "information given", final=True),
+    DispositionDef("1", "Reached, informed", final=True),
+    DispositionDef("2", "Call back later", callback_minutes=DEFAULT_CALLBACK_MINUTES),
+    DispositionDef("3", "Wrong number", final=True),
+    DispositionDef("4", "Do not call", final=True, dnc=True),
+    DispositionDef("5", "Language barrier"),
 )
 NO_DISPOSITION = "none"  # what the ledger gets when wrap-up ended without an entry
 
@@ -181,6 +185,7 @@ class DispositionRecord:
     wrap_seconds: float
     callback_at: datetime | None = None
     final: bool = False
+    dnc: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +274,10 @@ class Store(Protocol):
 
     async def check_pin(self, agent_number: str, pin: str) -> PinCheck:
         """Verify an agent's PIN, counting failures and locking out (the db's rules)."""
+        ...
+
+    async def agent_campaigns(self, agent_number: str) -> tuple[int, ...]:
+        """The campaigns an agent is assigned to (adoption after a restart)."""
         ...
 
     async def flush(self) -> None:

@@ -87,6 +87,9 @@ class FakeStore:
         ok = self.pins.get(agent_number) == pin
         return PinCheck(ok, "ok" if ok else "bad_pin", agent_number)
 
+    async def agent_campaigns(self, agent_number: str) -> tuple[int, ...]:
+        return (1,)
+
     async def flush(self) -> None:
         return None
 

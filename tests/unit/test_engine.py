@@ -95,7 +95,7 @@ async def test_live_call_bridged_wrapped_and_disposed(
     assert wrap.ok and "1" in wrap.data["codes"]
     bad = await engine.submit(Command("agent.disposition", {"agent": "1001", "code": "77"}))
     assert (bad.ok, bad.code) == (False, "unknown_disposition")
-    good = await engine.submit(Command("agent.disposition", {"agent": "1001", "code": "3"}))
+    good = await engine.submit(Command("agent.disposition", {"agent": "1001", "code": "2"}))
     assert good.ok, good
     plan2 = await engine.ask(lambda f: BridgeResultIn(cid, "1001", "SUCCESS", f))
     assert plan2.action == "hangup"
@@ -103,7 +103,7 @@ async def test_live_call_bridged_wrapped_and_disposed(
     await until(engine, lambda: len(store.ended) == 1)
     row = store.ended[0]
     assert (row.call_id, row.result, row.agent_number) == (cid, CallResult.HUMAN, "1001")
-    assert [d.code for d in store.dispositions] == ["3"]
+    assert [d.code for d in store.dispositions] == ["2"]
     assert store.dispositions[0].callback_at is not None  # "call back" schedules a callback
     states = [r.state for r in store.agent_rows]
     assert states[:5] == ["READY", "RESERVED", "TALKING", "WRAPUP", "READY"]

@@ -1,0 +1,241 @@
+"""The engine's Store port over the real record: ``dialer.db.Database`` + its LedgerWriter.
+
+Writes (ledger rows, agent log lines, dispositions) go to the batched, idempotent, spooling
+ledger writer and never block the engine; reads (hopper, campaigns, PINs) are awaited by the
+engine's effects or by the FastAGI scripts, never by a transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from dialer.db import ledger as lg
+from dialer.db.campaigns import CampaignConfig as DbCampaign
+from dialer.db.campaigns import CampaignError, update_campaign
+from dialer.db.database import Database
+from dialer.db.models import Agent, AgentCampaign, Call
+from dialer.domain.results import CallResult
+from dialer.engine.ports import (
+    DEFAULT_CALLBACK_MINUTES,
+    DEFAULT_DISPOSITIONS,
+    AgentLogRecord,
+    CallOutcome,
+    CallProgress,
+    CallStarted,
+    CampaignConfig,
+    DispositionDef,
+    DispositionRecord,
+    LeadTicket,
+    OpenCall,
+    PinCheck,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def disposition_defs(items: Sequence[Mapping[str, Any]]) -> tuple[DispositionDef, ...]:
+    """The campaign's disposition JSON as typed definitions (the defaults when empty)."""
+    if not items:
+        return DEFAULT_DISPOSITIONS
+    out = []
+    for d in items:
+        minutes: float | None = None
+        if d.get("callback_minutes") is not None:
+            minutes = float(d["callback_minutes"])
+        elif d.get("callback"):
+            minutes = DEFAULT_CALLBACK_MINUTES
+        out.append(
+            DispositionDef(
+                code=str(d["code"]),
+                name=str(d.get("label") or d.get("name") or d["code"]),
+                callback_minutes=minutes,
+                final=bool(d.get("final")),
+                dnc=bool(d.get("dnc")),
+            )
+        )
+    return tuple(out)
+
+
+def engine_campaign(c: DbCampaign) -> CampaignConfig:
+    """The engine's view of a campaign row."""
+    return CampaignConfig(
+        id=c.id,
+        name=c.name,
+        status=c.status,
+        dial_mode=c.dial_mode,
+        ratio=c.ratio,
+        pacing_target=c.pacing_target,
+        caller_id=c.caller_id,
+        trunk=c.trunk,
+        ring_timeout=c.ring_timeout,
+        amd_action=c.amd_action,
+        amd_message=c.amd_message,
+        notsure_is_live=c.notsure_is_live,
+        recording=c.recording,
+        wrapup_seconds=c.wrapup_seconds,
+        dispositions=disposition_defs(c.dispositions),
+        abandon_message=c.abandon_message,
+        timezone=c.timezone,
+    )
+
+
+class DbStore:
+    """Store port backed by PostgreSQL or SQLite through ``dialer.db``."""
+
+    def __init__(self, db: Database, writer: lg.LedgerWriter, owner: str) -> None:
+        self.db = db
+        self.writer = writer
+        self.owner = owner
+
+    async def running_campaigns(self) -> Sequence[CampaignConfig]:
+        """Campaigns whose status is running."""
+        return [engine_campaign(c) for c in await self.db.running_campaigns()]
+
+    async def campaign(self, key: str) -> CampaignConfig | None:
+        """One campaign by id or name."""
+        try:
+            return engine_campaign(await self.db.campaign_config(key))
+        except CampaignError:
+            return None
+
+    async def set_campaign_status(self, campaign_id: int, status: str) -> None:
+        """Persist a campaign's status."""
+        async with self.db.transaction() as session:
+            await update_campaign(session, campaign_id, status=status)
+
+    async def reserve_leads(self, campaign_id: int, count: int) -> Sequence[LeadTicket]:
+        """Up to ``count`` dialable leads reserved for this controller."""
+        if not self.writer.dialling_allowed:
+            return []  # the ledger is spooling: no new calls until it is written
+        leads = await self.db.reserve_leads(campaign_id, count, _now(), self.owner)
+        return [LeadTicket(x.lead_id, x.campaign_id, x.phone, x.attempts + 1) for x in leads]
+
+    async def release_leads(self, lead_ids: Sequence[int]) -> None:
+        """Give back leads reserved but not dialled."""
+        await self.db.release_leads(list(lead_ids), self.owner)
+
+    def call_started(self, row: CallStarted) -> None:
+        """Queue the opening ledger row."""
+        self.writer.record(
+            lg.CallStarted(
+                call_id=row.call_id,
+                at=row.originated_at,
+                campaign_id=row.campaign_id,
+                lead_id=row.lead_id,
+                phone=row.phone,
+                trunk=row.trunk,
+                owner=row.owner,
+                pacing_decision=dict(row.pacing_decision) if row.pacing_decision else None,
+            )
+        )
+
+    def call_progress(self, row: CallProgress) -> None:
+        """Queue a phase update (what restart recovery reads)."""
+        self.writer.record(
+            lg.CallUpdate(
+                call_id=row.call_id,
+                answered_at=row.answered_at,
+                connected_at=row.connected_at,
+                agent_number=row.agent_number,
+                amd_status=row.amd_status or ("LIVE" if row.live else None),
+            )
+        )
+
+    def call_ended(self, row: CallOutcome) -> None:
+        """Queue the final row (the lead moves on per the retry rules)."""
+        self.writer.record(
+            lg.CallEnded(
+                call_id=row.call_id,
+                at=row.ended_at,
+                result=row.result,
+                hangup_cause=row.hangup_cause,
+                ring_seconds=row.ring_seconds,
+                wait_seconds=row.wait_seconds,
+                talk_seconds=row.talk_seconds,
+                answered_at=row.answered_at,
+                connected_at=row.connected_at,
+                agent_number=row.agent_number,
+                amd_status=row.amd_status or None,
+                amd_cause=row.amd_cause or None,
+                handoff_ms=row.handoff_ms,
+                recording_path=row.recording_path or None,
+            )
+        )
+
+    def disposition(self, row: DispositionRecord) -> None:
+        """Queue a disposition (callback and DNC follow from it)."""
+        self.writer.record(
+            lg.DispositionRecorded(
+                call_id=row.call_id,
+                code=row.code,
+                at=row.at,
+                agent_number=row.agent_number,
+                lead_id=row.lead_id or None,
+                callback_at=row.callback_at,
+                callback_agent=row.agent_number if row.callback_at else None,
+                dnc=row.dnc,
+            )
+        )
+        self.writer.record(lg.CallUpdate(call_id=row.call_id, wrap_seconds=row.wrap_seconds))
+
+    def agent_log(self, row: AgentLogRecord) -> None:
+        """Queue one agent state log line."""
+        self.writer.record(
+            lg.AgentStateChanged(
+                agent_number=row.agent_number,
+                state=row.state,
+                at=row.at,
+                reason=row.reason,
+                seat=row.seat,
+                campaign_id=row.campaign_id,
+                call_id=row.call_id,
+                event_id=row.event_id,
+            )
+        )
+
+    async def open_calls(self) -> Sequence[OpenCall]:
+        """This controller's ledger rows that never got a final outcome."""
+        async with self.db.sessionmaker() as s:
+            rows = (
+                await s.scalars(select(Call).where(Call.owner == self.owner, Call.final.is_(False)))
+            ).all()
+        return [
+            OpenCall(
+                call_id=r.call_id,
+                campaign_id=r.campaign_id or 0,
+                lead_id=r.lead_id or 0,
+                answered=r.answered_at is not None,
+                connected=r.connected_at is not None,
+                live=True if r.amd_status in ("HUMAN", "LIVE") else None,
+                agent_number=r.agent_number,
+            )
+            for r in rows
+        ]
+
+    async def check_pin(self, agent_number: str, pin: str) -> PinCheck:
+        """Verify a PIN with the db's failure counting and lockout."""
+        res = await self.db.verify_pin(agent_number, pin, _now())
+        return PinCheck(res.ok, res.reason, res.agent_number, tuple(res.campaigns))
+
+    async def agent_campaigns(self, agent_number: str) -> tuple[int, ...]:
+        """The campaigns an agent is assigned to."""
+        async with self.db.sessionmaker() as s:
+            rows = await s.scalars(
+                select(AgentCampaign.campaign_id)
+                .join(Agent, Agent.id == AgentCampaign.agent_id)
+                .where(Agent.number == agent_number)
+            )
+            return tuple(sorted(rows.all()))
+
+    async def flush(self) -> None:
+        """Wait until everything queued is in the database (or the spool)."""
+        await self.writer.flush()
+
+
+__all__ = ["CallResult", "DbStore", "disposition_defs", "engine_campaign"]
