@@ -193,8 +193,10 @@ class Message:
         assert raw is not None
         eol = self._eol
         needle = key.lower() + ":"
-        if ":" in key or eol in key or "\r" in key:
-            return default
+        if not key or ":" in key or "\n" in key:
+            # No parsed key is empty-by-colon, has a colon or spans lines; "" is the key of
+            # lines without a colon: let the index answer those.
+            return self._idx().get(key.lower(), default) if not key else default
         if low.startswith(needle):
             pos = 0
         else:
