@@ -987,10 +987,10 @@ class IvrCall:
         """The first action."""
         return self._enter(self._node)
 
-    def hung_up(self) -> None:
-        """The caller left in the middle of the current action."""
+    def hung_up(self, in_queue: bool | None = None) -> None:
+        """The caller left in the middle of the current action (``in_queue``: had joined it)."""
         if self.record.result is None:
-            queued = isinstance(self._pending, JoinQueue)
+            queued = isinstance(self._pending, JoinQueue) if in_queue is None else in_queue
             self.record.result = (
                 IvrResult.ABANDONED_IN_QUEUE if queued else IvrResult.CALLER_HUNG_UP
             )
