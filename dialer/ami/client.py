@@ -24,7 +24,7 @@ import inspect
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import count
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,19 @@ Headers = Mapping[str, object] | Iterable[tuple[str, object]]
 
 _ALL = "*"
 _READ_SIZE = 1 << 16
+
+
+def backoff_delays(initial: float, cap: float, rng: random.Random | None = None) -> Iterator[float]:
+    """Reconnect pauses: exponential from ``initial``, capped at ``cap``, with jitter.
+
+    Each pause is uniform in [d/2, d] for the current step d, so many clients restarted
+    together (or one Asterisk restart seen by several controllers) do not reconnect in step.
+    """
+    draw = rng if rng is not None else random.Random()
+    step = initial
+    while True:
+        yield step * draw.uniform(0.5, 1.0)
+        step = min(step * 2, cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,19 +207,18 @@ class AmiClient:
         self._stopped.clear()
         dispatcher = asyncio.create_task(self._dispatch_events(), name="ami-events")
         s = self._settings
-        delay = s.backoff_initial
+        delays = backoff_delays(s.backoff_initial, s.backoff_max)
         try:
             while not self._closing:
                 logged_in = await self._one_link()
                 if self._closing:
                     break
-                if logged_in:
-                    delay = s.backoff_initial
-                pause = delay * random.uniform(0.5, 1.0)  # jitter: no herd after a restart
+                if logged_in:  # a link that worked starts the backoff over
+                    delays = backoff_delays(s.backoff_initial, s.backoff_max)
+                pause = next(delays)
                 log.info("AMI reconnect to %s:%s in %.2f s", s.host, s.port, pause)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), pause)
-                delay = min(delay * 2, s.backoff_max)
         except AmiAuthError as exc:
             self._fatal = exc
             raise
