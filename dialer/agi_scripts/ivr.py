@@ -287,8 +287,7 @@ class _Run:
         if isinstance(action, ivr.RecordMessage):
             return await self._record(action)
         if isinstance(action, ivr.RequestCallback):
-            await self._callback(action)
-            return ivr.Done()
+            return await self._callback(action)
         if isinstance(action, ivr.JoinQueue):
             return await self._queue(action)
         raise TypeError(f"unknown IVR action {action!r}")
@@ -354,18 +353,22 @@ class _Run:
             raise _CallerGone("hung up while recording (message kept)")
         return ivr.Recorded(f"{path}.wav")
 
-    async def _callback(self, action: ivr.RequestCallback) -> None:
+    async def _callback(self, action: ivr.RequestCallback) -> ivr.Outcome:
         due = self.h.wall_clock() + dt.timedelta(minutes=action.delay_minutes)
-        await self.h.recorder.request_callback(
-            CallbackRequest(
-                call_id=self.call_id,
-                number=action.number,
-                due_at=due,
-                campaign=action.campaign or self.h.settings.callback_campaign or None,
-                language=action.language,
-                did=self.call.record.did,
-            )
+        request = CallbackRequest(
+            call_id=self.call_id,
+            number=action.number,
+            due_at=due,
+            campaign=action.campaign or self.h.settings.callback_campaign or None,
+            language=action.language,
+            did=self.call.record.did,
         )
+        try:
+            await self.h.recorder.request_callback(request)
+        except Exception as exc:  # stored nowhere: the flow's on_failure path, not a dead end
+            log.warning("IVR %s: callback request not stored: %s", self.call_id, exc)
+            return ivr.Refused(str(exc))
+        return ivr.Done()
 
     # -- the queue
 

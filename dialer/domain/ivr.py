@@ -921,7 +921,14 @@ class QueueOutcome:
     agent: str | None = None
 
 
-Outcome: TypeAlias = Done | Digits | Recorded | QueueOutcome
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The action could not be carried out (a callback that could not be stored)."""
+
+    reason: str = ""
+
+
+Outcome: TypeAlias = Done | Digits | Recorded | QueueOutcome | Refused
 
 
 @dataclass(slots=True)
@@ -1071,6 +1078,9 @@ class IvrCall:
         pending, node = self._pending, self._node
         if pending is None or isinstance(pending, Finish):
             raise RuntimeError("the call is finished or not started")
+        if isinstance(pending, RequestCallback) and isinstance(outcome, Refused):
+            assert node.on_failure is not None
+            return self._goto(node.on_failure)
         if isinstance(pending, Say | RequestCallback):
             if isinstance(pending, RequestCallback):
                 self.record.callbacks += 1

@@ -52,6 +52,10 @@ class CallResult(enum.StrEnum):
     FAILED = "failed"  # could not originate, or nothing more specific is known
     ABANDONED = "abandoned"  # live person, no agent in time (or they left while waiting)
     LINK_LOST = "link_lost"  # AMI link or controller lost before the outcome was known
+    # Inbound only (issue 10); an inbound caller who reached an agent is HUMAN, one who hung up
+    # while queued is ABANDONED.
+    IVR_COMPLETED = "ivr_completed"  # finished in the IVR: self-service, message, callback asked
+    IVR_HANGUP = "ivr_hangup"  # hung up in the IVR before reaching the queue or the end
 
 
 #: Results of calls a live person answered (the pacer's abandonment denominator).
