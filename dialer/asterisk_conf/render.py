@@ -8,6 +8,7 @@ the context is an error, never an empty string in a config file.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -208,7 +209,8 @@ def _bindaddr(host: str) -> str:
 def _trunk_view(trunk: TrunkSettings, secret: str) -> dict[str, Any]:
     tls = trunk.transport == "tls"
     host_port = f"{trunk.host}:{trunk.port}"
-    suffix = ";transport=tls" if tls else ""
+    # ";" starts a comment in Asterisk config files; "\;" is a literal semicolon.
+    suffix = "\\;transport=tls" if tls else ""
     match = list(trunk.match) or ([trunk.host] if trunk.host else [])
     return {
         "name": trunk.name,
@@ -297,7 +299,9 @@ def _context(settings: Settings, secrets: Mapping[str, Mapping[str, str]]) -> di
     }
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """The template environment, built once (compiling the templates is the slow part)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=jinja2.StrictUndefined,
