@@ -264,6 +264,111 @@ def asterisk_install(
 # --------------------------------------------------------------------------- sim-pbx
 
 
+@main.command("sim-pbx")
+@click.option("--listen", default="127.0.0.1:5038", show_default=True, help="AMI HOST:PORT.")
+@click.option(
+    "--agi",
+    "agi_addr",
+    default="127.0.0.1:4573",
+    show_default=True,
+    help="The controller's FastAGI HOST:PORT (what AGI() calls connect to).",
+)
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Population profile (TOML) overlaid on the defaults (see docs/simulator.md).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.01, max=10000),
+    default=1.0,
+    show_default=True,
+    help="Scale every simulated duration (60 = an hour per minute).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (repeatable runs)."
+)
+@click.option(
+    "--agent",
+    "agent_specs",
+    multiple=True,
+    metavar="NUMBER:PIN:SEAT",
+    help="A simulated agent (repeatable), e.g. 1001:4321:seat001.",
+)
+@click.option(
+    "--agents-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV with columns agent_number,pin,seat.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Stop after this many real seconds (0 = until Ctrl-C).",
+)
+@pass_state
+def sim_pbx(
+    state: State,
+    listen: str,
+    agi_addr: str,
+    profile_path: Path | None,
+    speed: float,
+    seed: int,
+    agent_specs: tuple[str, ...],
+    agents_file: Path | None,
+    duration: float,
+) -> None:
+    """Run the Asterisk 22 simulator: AMI server on --listen, FastAGI client to --agi.
+
+    The AMI user and secret come from the settings (ami.username, ami.secret /
+    DIALER_AMI_SECRET), so the controller and the simulator agree.
+    """
+    import asyncio
+
+    from dialer.simpbx.profile import ProfileError, load_profile
+    from dialer.simpbx.server import (
+        ServerOptionError,
+        ServerOptions,
+        parse_agent,
+        parse_hostport,
+        read_agents,
+        run_server,
+    )
+
+    settings = state.settings
+    secret = settings.ami.secret.get_secret_value()
+    if not secret:
+        raise click.ClickException(
+            "sim-pbx: set the AMI secret first (ami.secret in dialer.toml or DIALER_AMI_SECRET)"
+        )
+    try:
+        agents = [parse_agent(a) for a in agent_specs]
+        if agents_file is not None:
+            agents += read_agents(agents_file)
+        opts = ServerOptions(
+            listen=parse_hostport(listen),
+            agi=parse_hostport(agi_addr),
+            username=settings.ami.username,
+            secret=secret,
+            profile=load_profile(profile_path),
+            speed=speed,
+            seed=seed,
+            agents=agents,
+            duration=duration,
+        )
+    except (ServerOptionError, ProfileError) as exc:
+        raise click.ClickException(f"sim-pbx: {exc}") from None
+    try:
+        stats = asyncio.run(run_server(opts, click.echo))
+    except OSError as exc:
+        raise click.ClickException(f"sim-pbx: {exc}") from None
+    click.echo(json.dumps({k: v for k, v in stats.items() if k != "events_by_name"}, indent=2))
+
+
 # --------------------------------------------------------------------------- run
 
 
