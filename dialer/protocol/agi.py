@@ -22,7 +22,7 @@ does a line that is no AGI reply at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import parse_qsl
@@ -36,7 +36,14 @@ _MAX_USAGE_LINES = 1000
 
 
 class AgiProtocolError(Exception):
-    """The peer sent something that is not FastAGI (or exceeds a limit); drop the session."""
+    """The peer sent something that is not FastAGI (or exceeds a limit); drop the session.
+
+    ``items`` holds the replies decoded from the same read before the fault.
+    """
+
+    def __init__(self, message: str, *, items: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.items: tuple[object, ...] = tuple(items)
 
 
 # --------------------------------------------------------------------------- environment
@@ -106,23 +113,29 @@ class AgiEnvReader:
     def feed(self, data: bytes) -> tuple[AgiRequest, bytes] | None:
         """Add bytes; once the empty line is seen return (request, bytes after it)."""
         if self._done:
-            raise AgiProtocolError("environment already complete")
+            raise AgiProtocolError("environment already complete (or refused)")
         buf = self._buf
         scan = max(len(buf) - 2, 0)
         buf += data
         end = _find_blank(buf, scan)
         if end is None:
-            if len(buf) > self._max:
-                raise AgiProtocolError(f"AGI environment exceeds {self._max} bytes")
+            # Up to 2 bytes may be the start of the empty line: the same verdict as later.
+            if len(buf) - 2 > self._max:
+                self._refuse()
             return None
         head, after = end
         if head > self._max:
-            raise AgiProtocolError(f"AGI environment exceeds {self._max} bytes")
+            self._refuse()
         self._done = True
         env = parse_env(bytes(buf[:head]))
         rest = bytes(buf[after:])
         buf.clear()
         return make_request(env), rest
+
+    def _refuse(self) -> None:
+        self._done = True
+        self._buf.clear()
+        raise AgiProtocolError(f"AGI environment exceeds {self._max} bytes")
 
 
 def _find_blank(buf: bytearray, scan: int) -> tuple[int, int] | None:
@@ -280,35 +293,46 @@ def parse_reply_line(line: str) -> AgiReply | AgiErrorReply:
 class AgiReplyDecoder:
     """Incremental decoder of what Asterisk sends after the environment."""
 
-    __slots__ = ("_buf", "_max", "_usage", "_usage_head")
+    __slots__ = ("_broken", "_buf", "_max", "_usage", "_usage_head")
 
     def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._broken = False
         self._buf = bytearray()
         self._max = max_line_bytes
         self._usage: list[str] | None = None  # inside a multi-line 520
         self._usage_head = ""
 
     def feed(self, data: bytes) -> list[ReplyItem]:
-        """Add received bytes; return every reply item they complete, in order."""
+        """Add received bytes; return every reply item they complete, in order.
+
+        A fault raises :class:`AgiProtocolError` (with the items before it) and is final.
+        """
+        if self._broken:
+            raise AgiProtocolError("decoder used after a protocol error")
         buf = self._buf
         buf += data
         out: list[ReplyItem] = []
         start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            if nl - start > self._max:
+        try:
+            while True:
+                nl = buf.find(b"\n", start)
+                if nl < 0:
+                    break
+                if nl - start > self._max:
+                    raise AgiProtocolError(f"AGI line exceeds {self._max} bytes")
+                raw = bytes(buf[start:nl]).removesuffix(b"\r")
+                start = nl + 1
+                item = self._line(raw.decode(_ENCODING, _ERRORS))
+                if item is not None:
+                    out.append(item)
+            if len(buf) - start > self._max:
                 raise AgiProtocolError(f"AGI line exceeds {self._max} bytes")
-            raw = bytes(buf[start:nl]).removesuffix(b"\r")
-            start = nl + 1
-            item = self._line(raw.decode(_ENCODING, _ERRORS))
-            if item is not None:
-                out.append(item)
+        except AgiProtocolError as exc:
+            self._broken = True
+            buf.clear()
+            raise AgiProtocolError(str(exc), items=out) from None
         if start:
             del buf[:start]
-        if len(buf) > self._max:
-            raise AgiProtocolError(f"AGI line exceeds {self._max} bytes")
         return out
 
     def _line(self, line: str) -> ReplyItem | None:
