@@ -369,6 +369,46 @@ def sim_pbx(
     click.echo(json.dumps({k: v for k, v in stats.items() if k != "events_by_name"}, indent=2))
 
 
+# --------------------------------------------------------------------------- ivr
+
+
+@main.group()
+def ivr() -> None:
+    """Inbound IVR flows: check a flow file before Asterisk sends callers to it."""
+
+
+@ivr.command("check")
+@click.argument("flows_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def ivr_check(state: State, flows_file: Path | None) -> None:
+    """Validate FLOWS_FILE (default: inbound.flows_file, else the shipped example).
+
+    Prints every problem (flow, node, key) and exits 1, or a summary and, per DID, the path
+    of a caller who presses nothing: the validator proves that path always ends.
+    """
+    import datetime as dt
+
+    from dialer.agi_scripts.ivr import load_flows
+    from dialer.domain.ivr import FlowError, walk_silently
+
+    settings = state.settings
+    path = str(flows_file) if flows_file else settings.inbound.flows_file
+    try:
+        flows = load_flows(path or None, settings.site.timezone)
+    except FlowError as exc:
+        raise click.ClickException(str(exc)) from None
+    nodes = sum(len(f.nodes) for f in flows.flows.values())
+    click.echo(
+        f"{flows.source}: OK - {len(flows.flows)} flow(s), {nodes} node(s), "
+        f"languages {', '.join(flows.languages)}, DIDs {', '.join(flows.dids)}"
+    )
+    now = dt.datetime.now(dt.UTC)
+    for did in flows.dids:
+        status = flows.route(did).hours.status(now)
+        path_taken = " -> ".join(walk_silently(flows, did, now))
+        click.echo(f"  {did} ({status} now), silent caller: {path_taken}")
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -384,6 +424,37 @@ def sim_pbx(
 @main.group()
 def bench() -> None:
     """Benchmarks that print figures and ratios against a baseline in the same run."""
+
+
+@bench.command("blended")
+@click.option("--hours", type=click.FloatRange(0.25, 24), default=2.0, show_default=True)
+@click.option("--agents", type=click.IntRange(5, 200), default=35, show_default=True)
+@click.option(
+    "--inbound-per-hour",
+    "loads",
+    type=click.FloatRange(1, 5000),
+    multiple=True,
+    default=(120.0, 300.0),
+    show_default=True,
+    help="Inbound arrival rates to run (repeat the option).",
+)
+@click.option("--split-inbound-agents", type=click.IntRange(1, 100), default=8, show_default=True)
+@click.option("--hold-after", type=click.FloatRange(0), default=30.0, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def bench_blended(
+    hours: float,
+    agents: int,
+    loads: tuple[float, ...],
+    split_inbound_agents: int,
+    hold_after: float,
+    seed: int,
+) -> None:
+    """Blended inbound + predictive outbound (discrete-event): abandonment and service level."""
+    from dialer.blended_sim import BlendScenario, compare
+
+    base = BlendScenario(agents=agents, hours=hours, hold_outbound_after=hold_after or None)
+    for line in compare(base, loads, min(split_inbound_agents, agents - 1), seed):
+        click.echo(line)
 
 
 # --------------------------------------------------------------------------- demo

@@ -162,10 +162,27 @@ def apply(
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
         raise InstallError(f"{target_dir}: cannot write: {exc.strerror}; nothing changed") from None
-    backup_dir = _backup([c for c, _ in staged if c.old is not None], target_dir, now)
+    try:
+        backup_dir = _backup([c for c, _ in staged if c.old is not None], target_dir, now)
+    except OSError as exc:
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
+        raise InstallError(
+            f"{target_dir}: cannot back up: {exc.strerror}; nothing changed"
+        ) from None
+    done: list[str] = []
     for change, tmp in staged:
-        os.replace(tmp, target_dir / change.name)
-    return InstallReport(written=tuple(c.name for c, _ in staged), backup_dir=backup_dir)
+        try:
+            os.replace(tmp, target_dir / change.name)
+        except OSError as exc:  # renames in one folder fail only on odd filesystems
+            for _, left in staged:
+                left.unlink(missing_ok=True)
+            raise InstallError(
+                f"{target_dir / change.name}: cannot replace: {exc.strerror}; installed only"
+                f" {', '.join(done) or 'nothing'}; the old files are in {backup_dir}"
+            ) from None
+        done.append(change.name)
+    return InstallReport(written=tuple(done), backup_dir=backup_dir)
 
 
 def _backup(changes: list[FileChange], target_dir: Path, now: float | None) -> Path | None:

@@ -48,6 +48,12 @@ CODEC_MODULES: dict[str, str] = {
     "gsm": "codec_gsm.so",
 }
 
+#: Translators loaded whatever the phones use: prompts and music are stored as gsm, wav or
+#: ulaw files, and alaw/ulaw legs meet in bridges.
+BASE_CODEC_MODULES: frozenset[str] = frozenset(
+    {"codec_ulaw.so", "codec_alaw.so", "codec_a_mu.so", "codec_gsm.so", "codec_resample.so"}
+)
+
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _DID = re.compile(r"^\+?[0-9]+$")
 _SOUND = re.compile(r"^[A-Za-z0-9_/-]+(&[A-Za-z0-9_/-]+)*$")
@@ -281,7 +287,7 @@ def _context(settings: Settings, secrets: Mapping[str, Mapping[str, str]]) -> di
         "agi": agi_url(settings),
         "dids": [*a.dids, "_X."],
         "codecs": ",".join(a.codecs),
-        "codec_modules": sorted({CODEC_MODULES[c] for c in ("ulaw", "alaw", *a.codecs)}),
+        "codec_modules": sorted(BASE_CODEC_MODULES | {CODEC_MODULES[c] for c in a.codecs}),
         "phones": phones,
         "trunks": trunks,
         "transports": transports,

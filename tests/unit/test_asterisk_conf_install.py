@@ -217,3 +217,15 @@ def test_cli_install_check_exit_status(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "8 of 8 files would change" in result.output
     assert list(etc.iterdir()) == []
+
+
+def test_a_failed_backup_changes_nothing(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    commands.install(Settings(), tmp_path, etc, check=False, reloader=FakeReloader())
+    (etc / inst.BACKUP_DIRNAME).write_text("in the way\n")  # backups cannot go here
+    before = _snapshot(etc)
+    changed = Settings.model_validate({"asterisk": {"pause_code": "*7"}})
+    with pytest.raises(inst.InstallError, match=r"cannot back up.*nothing changed"):
+        commands.install(changed, tmp_path, etc, check=False, reloader=FakeReloader())
+    assert _snapshot(etc) == before

@@ -113,10 +113,16 @@ def test_rendered_files_agree_with_settings() -> None:
     rtp = dict(parse_sections(files["rtp.conf"]))["general"]
     assert (rtp["rtpstart"], rtp["rtpend"]) == (["12000"], ["12999"])
     loads = dict(parse_sections(files["modules.conf"]))["modules"]["load"]
-    assert {"codec_alaw.so", "codec_g722.so", "codec_ulaw.so"} <= set(loads)
-    assert "codec_gsm.so" not in loads
+    assert {"codec_alaw.so", "codec_g722.so", "codec_ulaw.so", "codec_gsm.so"} <= set(loads)
+    default_loads = dict(parse_sections(_default_files()["modules.conf"]))["modules"]
+    assert "codec_g722.so" not in default_loads["load"]
     assert dict(parse_sections(files["modules.conf"]))["modules"]["autoload"] == ["no"]
     assert plan.settings["globals"]["ABANDON_PROMPT"] == "custom/sorry"
+
+
+def _default_files() -> dict[str, str]:
+    settings = SITES["default"]
+    return render_files(settings, fake_secrets(settings))[0]
 
 
 def test_every_phone_has_its_own_password() -> None:
