@@ -282,6 +282,8 @@ class AgiServer:
         self._router = router
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.sessions_started = 0  # counters for logs and tests
         self.sessions_rejected = 0
 
@@ -300,6 +302,15 @@ class AgiServer:
             raise RuntimeError("FastAGI server not started")
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    @property
+    def active(self) -> int:
+        """Connections being served right now (reading the environment or in a handler)."""
+        return len(self._tasks)
+
+    async def wait_idle(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait until no connection is being served (TimeoutError after ``timeout``)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def serve_forever(self) -> None:
         """Start if needed and serve until cancelled; cancellation closes everything."""
@@ -327,14 +338,19 @@ class AgiServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._idle.clear()
         try:
             await self._serve(reader, writer)
         finally:
-            self._tasks.discard(task)
-            if not writer.is_closing():
-                writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), _CLOSE_TIMEOUT)
+            try:
+                if not writer.is_closing():
+                    writer.close()
+                with contextlib.suppress(OSError, TimeoutError):
+                    await asyncio.wait_for(writer.wait_closed(), _CLOSE_TIMEOUT)
+            finally:
+                self._tasks.discard(task)
+                if not self._tasks:
+                    self._idle.set()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
