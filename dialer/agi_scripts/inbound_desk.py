@@ -19,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dialer.domain.inbound_queue import (
     InboundQueue,
@@ -29,6 +29,9 @@ from dialer.domain.inbound_queue import (
     QueueFigures,
     ReadyAgent,
 )
+
+if TYPE_CHECKING:
+    from dialer.config import InboundSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,14 @@ class _Ticket:
     def _give(self, offer: AgentOffer) -> None:
         self.offer = offer
         self._event.set()
+
+
+def make_queue(settings: InboundSettings) -> InboundQueue:
+    """The inbound queue as the settings describe it (``skill_relax_seconds`` 0 = strict)."""
+    return InboundQueue(
+        service_level_seconds=settings.service_level_seconds,
+        skill_relax_seconds=settings.skill_relax_seconds or None,
+    )
 
 
 class InboundDesk:
