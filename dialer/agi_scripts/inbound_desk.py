@@ -188,6 +188,7 @@ class InboundDesk:
     ) -> None:
         """An agent is READY (logged in and idle since now)."""
         self._agents[agent_id] = _Agent(agent_id, channel, skills, inbound, outbound, self.now())
+        self._staffing()
         self.dispatch()
 
     def agent_busy(self, agent_id: str) -> None:
@@ -199,6 +200,12 @@ class InboundDesk:
     def agent_gone(self, agent_id: str) -> None:
         """An agent logged out."""
         self._agents.pop(agent_id, None)
+        self._staffing()
+
+    def _staffing(self) -> None:
+        self.queue.staffed_skills = frozenset().union(
+            *(a.skills for a in self._agents.values() if a.inbound)
+        )
 
     def ready_agents(self) -> list[ReadyAgent]:
         """Agents idle now, as the domain sees them."""

@@ -134,6 +134,9 @@ class InboundQueue:
         self._seqs: dict[str, int] = {}  # place in line of callers being handed (for requeue)
         self._seq = 0
         self._tally = _Tally()
+        # Skills some logged-in agent has (None: not tracked).  A caller whose skill nobody
+        # has would otherwise wait for the relaxation time while agents sit idle.
+        self.staffed_skills: frozenset[str] | None = None
 
     # -- changes
 
@@ -280,6 +283,8 @@ class InboundQueue:
     def _may_serve(self, agent: ReadyAgent, caller: QueuedCaller, now: float) -> bool:
         if caller.skill is None or caller.skill in agent.skills:
             return True
+        if self.staffed_skills is not None and caller.skill not in self.staffed_skills:
+            return True  # nobody has it: the skill cannot be honoured, so anyone serves
         relax = self.skill_relax_seconds
         return relax is not None and now - caller.enqueued_at >= relax
 
