@@ -426,6 +426,41 @@ def bench() -> None:
     """Benchmarks that print figures and ratios against a baseline in the same run."""
 
 
+@bench.command("ami")
+@click.option(
+    "--traces",
+    "traces_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Folder of recorded *.ami traces to build the capture from "
+    "(default: ../shared/asterisk/traces).",
+)
+@click.option(
+    "--capture",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Use this raw AMI capture as it is instead of building one from the traces.",
+)
+@click.option("--mb", type=click.FloatRange(1, 500), default=20.0, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True)
+def bench_ami(traces_dir: Path | None, capture: Path | None, mb: float, rounds: int) -> None:
+    """AMI decode throughput (msgs/s), ours vs panoramisk 1.4 on the same bytes, as a ratio."""
+    from dialer.bench_ami import build_capture, default_traces_dir, report, run_bench
+
+    if capture is not None:
+        data, count = capture.read_bytes(), 0
+    else:
+        folder = traces_dir or default_traces_dir()
+        if folder is None:
+            raise click.ClickException("no traces found; pass --traces DIR or --capture FILE")
+        data, count = build_capture(folder, int(mb * 1e6))
+    try:
+        result = run_bench(data, traces=count, rounds=rounds)
+    except RuntimeError as exc:
+        raise click.ClickException(f"bench ami: {exc}") from None
+    click.echo(report(result))
+
+
 @bench.command("blended")
 @click.option("--hours", type=click.FloatRange(0.25, 24), default=2.0, show_default=True)
 @click.option("--agents", type=click.IntRange(5, 200), default=35, show_default=True)

@@ -109,3 +109,30 @@ def test_lazy_lookups_equal_lookups_on_the_parsed_headers(data: bytes, probes: l
             assert msg.get(key) == eager.get(key)
             assert (key in msg) == (key in eager)
         assert (msg.kind, msg.name, msg.action_id) == (eager.kind, eager.name, eager.action_id)
+
+
+def reference_headers(block: str) -> list[tuple[str, str]]:
+    """The decoding policy, written the slow obvious way."""
+    out = []
+    for line in block.split("\n"):
+        if ":" not in line:
+            out.append(("", line))
+            continue
+        key, value = line.split(":", 1)
+        out.append((key, value[1:] if value.startswith(" ") else value))
+    return out
+
+
+header_line = st.one_of(
+    st.tuples(key_text, value_text).map(lambda kv: f"{kv[0]}: {kv[1]}"),
+    st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), min_size=1),
+)
+
+
+@given(lines=st.lists(header_line, min_size=1, max_size=10), crlf=st.booleans())
+def test_header_splitting_follows_the_stated_policy(lines: list[str], crlf: bool) -> None:
+    eol = "\r\n" if crlf else "\n"
+    text = eol.join(lines) + eol + eol
+    frames = AmiDecoder(expect_banner=False).feed(text.encode("utf-8"))
+    assert len(frames) == 1 and isinstance(frames[0], Message)
+    assert list(frames[0].headers) == reference_headers("\n".join(lines))
