@@ -88,6 +88,11 @@ class AmiSession(EventSink):
             "mixmonitor": self.a_mixmonitor,
             "stopmixmonitor": self.a_stopmixmonitor,
             "reload": self.a_reload,
+            "queuepause": self.a_queuepause,
+            "queueadd": self.a_queueadd,
+            "queueremove": self.a_queueremove,
+            "queuestatus": self.a_queuelist,
+            "queuesummary": self.a_queuelist,
         }
 
     # ------------------------------------------------------------------ plumbing
@@ -302,6 +307,43 @@ class AmiSession(EventSink):
     async def a_reload(self, msg: Message) -> None:
         """Reload: nothing to reload in the simulator; acknowledged like Asterisk."""
         self.ok(msg, "Module Reloaded")
+
+    # ------------------------------------------------------------------ app_queue (no queues)
+
+    async def a_queuepause(self, msg: Message) -> None:
+        """QueuePause: our dialplan has no queue members, so any interface is unknown [10]."""
+        if not msg.get("Interface"):
+            self.error(msg, "Need 'Interface' and 'Paused' fields")
+            return
+        self.error(msg, "Interface not found")
+
+    async def a_queueadd(self, msg: Message) -> None:
+        """QueueAdd: the contract configures no queues (queues.conf is empty)."""
+        if not msg.get("Queue") or not msg.get("Interface"):
+            self.error(msg, "'Queue' and 'Interface' not specified.")
+            return
+        self.error(msg, "Unable to add interface to queue: No such queue")
+
+    async def a_queueremove(self, msg: Message) -> None:
+        """QueueRemove: no queues, so nothing to remove."""
+        if not msg.get("Queue") or not msg.get("Interface"):
+            self.error(msg, "Need 'Queue' and 'Interface' parameters.")
+            return
+        self.error(msg, "Unable to remove interface from queue: No such queue")
+
+    async def a_queuelist(self, msg: Message) -> None:
+        """QueueStatus / QueueSummary: empty lists (no queues) [25 shapes]."""
+        status = msg.name.lower() == "queuestatus"
+        what = "status" if status else "summary"
+        self.reply(
+            msg, "Success", [("EventList", "start"), ("Message", f"Queue {what} will follow")]
+        )
+        self.list_item(
+            msg,
+            "QueueStatusComplete" if status else "QueueSummaryComplete",
+            [("EventList", "Complete"), ("ListItems", "0")],
+            id_first=True,
+        )
 
     # ------------------------------------------------------------------ calls
 

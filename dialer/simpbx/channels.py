@@ -95,6 +95,7 @@ class Channel:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     spying_on: Channel | None = None
     pbx_task: asyncio.Task[Any] | None = None
+    far_gone: bool = False  # a Local ;1 whose far end left: SoftHangupRequest before Hangup [32]
 
     @property
     def type(self) -> str:

@@ -69,6 +69,9 @@ class Dialplan:
             nxt = await fn(ch, nxt[1], nxt[2])
         if ch.destroyed:
             return
+        if ch.far_gone:
+            ch.far_gone = False
+            self.pbx.emit_ch("SoftHangupRequest", ch, [("Cause", "16")])
         if ch.context == "dialer-out":
             await self.ctx_dialer_out(ch, "h", 1)
         self.pbx.destroy(ch)
@@ -473,6 +476,7 @@ class Dialplan:
             return status
         self.pbx.setvar(ch, "AGISTATUS", status)
         if ch.dead:
+            ch.far_gone = False
             self.pbx.emit_ch("SoftHangupRequest", ch, [("Cause", "16")])
         return status
 

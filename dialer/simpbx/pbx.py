@@ -125,6 +125,8 @@ class SimPbx:
         self._started = False
         self._closing = False
         self._boot_epoch = time.time()
+        self._inflight = 0
+        self._idle: asyncio.Event | None = None
         from dialer.simpbx.dialplan import Dialplan
 
         self.dialplan = Dialplan(self)
@@ -231,6 +233,25 @@ class SimPbx:
         out["ami_sessions"] = len(self._sessions)
         out["agents"] = {a.spec.agent_number: a.status for a in self._agents}
         return out
+
+    async def wait_idle(self) -> None:
+        """Return once no channel exists and no Originate is in progress (tests, benchmarks)."""
+        while self.channels or self._inflight:
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            self._idle.clear()
+            await self._idle.wait()
+
+    def _check_idle(self) -> None:
+        if self._idle is not None and not self.channels and not self._inflight:
+            self._idle.set()
+
+    def drop_ami_sessions(self) -> int:
+        """Cut every AMI connection (a network fault, for tests); how many were cut."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.abort()
+        return len(sessions)
 
     @property
     def agents(self) -> list[Any]:
@@ -394,6 +415,7 @@ class SimPbx:
             self.emit_ch("HangupRequest", ch, [("Cause", str(cause))])
             self.destroy(peer, cause)
             self.soft_hangup(ch, cause, event=None)
+            ch.far_gone = True
         else:
             self.soft_hangup(ch, cause, event="HangupRequest")
 
@@ -411,8 +433,6 @@ class SimPbx:
             self.end_bridge(ch.bridge, first=ch)
         cause = ch.hangup_cause if cause is None else cause
         self._hangup_event(ch, cause)
-        if peer is not None and not peer.destroyed:
-            self._hangup_event(peer, cause)
 
     def _hangup_event(self, ch: Channel, cause: int) -> None:
         if ch.destroyed:
@@ -431,6 +451,7 @@ class SimPbx:
         self.channels.pop(ch.name, None)
         if self.by_uid.get(ch.uniqueid) is ch:
             del self.by_uid[ch.uniqueid]
+        self._check_idle()
         owner = ch.owner
         if owner is not None and hasattr(owner, "on_gone"):
             owner.on_gone(ch)
@@ -547,6 +568,14 @@ class SimPbx:
 
     async def originate(self, req: OriginateRequest) -> OriginateResult:
         """Run one Originate to its end (answer + dialplan start, or failure)."""
+        self._inflight += 1
+        try:
+            return await self._originate(req)
+        finally:
+            self._inflight -= 1
+            self._check_idle()
+
+    async def _originate(self, req: OriginateRequest) -> OriginateResult:
         self.stats_counter["originates"] += 1
         tech, _, resource = req.channel.partition("/")
         tech_up = tech.upper()
@@ -670,7 +699,7 @@ class SimPbx:
                 outcome, ring = "answer", ANSWER_AGENT_SECONDS
         else:
             outcome, ring = "answer", 1.0
-        rings = outcome not in ("congestion", "unallocated")
+        rings = outcome not in ("congestion", "unallocated") and ring > 0
         if rings:
             await self.clock.sleep(0.002)
             self.newstate(ch, 5)
@@ -752,6 +781,13 @@ class SimPbx:
         if context not in self.profile.asterisk.local_contexts:
             # No such context: created and destroyed at once [17].
             self.stats_counter["outcome_failed"] += 1
+            self.emit_ch(
+                "Newexten",
+                one,
+                [("Extension", exten), ("Application", "AppDial2"), ("AppData", "(Outgoing Line)")],
+            )
+            self._set_callerid(one, req)
+            self._set_callerid(two, req)
             self._hangup_event(two, 0)
             self._hangup_event(one, 0)
             self._originate_response(req, None, REASON_FAILED, uniqueid=one.uniqueid)
@@ -787,7 +823,7 @@ class SimPbx:
         one.plan = plan
         one.owner = PartyOwner(self, one, plan)
         outcome = plan.outcome
-        if outcome not in ("congestion", "unallocated"):
+        if outcome not in ("congestion", "unallocated") and plan.ring > 0:
             await self.clock.sleep(0.001)
             self.newstate(one, 5)
             self._dial_state(one, "DialState", "RINGING")
@@ -885,14 +921,16 @@ class SimPbx:
         self.dialplan.start(ch, ("dialer-seat", ap.login_extension, 1))
         return ch
 
-    def inbound_call(self, did: str, caller: str, plan: PartyPlan) -> Channel:
+    def inbound_call(
+        self, did: str, caller: str, plan: PartyPlan, caller_name: str | None = None
+    ) -> Channel:
         """A caller on the carrier trunk dials ``did`` into ``dialer-inbound`` [26]."""
         trunk, context = next(iter(self.profile.asterisk.trunks.items()))
         ch = self.new_channel("PJSIP", trunk, role="inbound")
         ch.state = 4
         ch.context, ch.exten, ch.priority = context, did, 1
         ch.dnid = did
-        ch.cid_num, ch.cid_name = caller, caller
+        ch.cid_num, ch.cid_name = caller, caller_name or caller
         ch.plan = plan
         owner = PartyOwner(self, ch, plan)
         ch.owner = owner
