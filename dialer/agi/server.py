@@ -130,9 +130,15 @@ class AgiSession:
     ) -> AgiReply:
         """Send one raw command line and return its 200 reply.
 
-        Raises AgiCommandError (510/520/other), AgiDeadChannel (511), AgiHangup (connection
-        closed), AgiTimeout.
+        ``timeout`` None means ``settings.command_timeout``.  Raises AgiCommandError
+        (510/520/other), AgiDeadChannel (511), AgiHangup (connection closed), AgiTimeout.
         """
+        return await self._command(
+            line, self._settings.command_timeout if timeout is None else timeout
+        )
+
+    async def _command(self, line: str, limit: float | None) -> AgiReply:
+        """Send ``line``; wait at most ``limit`` seconds (None: until the reply or EOF)."""
         if self._eof:
             raise AgiHangup(f"FastAGI connection closed; {line.split(' ', 1)[0]} not sent")
         data = encode_line(line)
@@ -140,7 +146,6 @@ class AgiSession:
             asyncio.get_running_loop().create_future()
         )
         self._waiters.append((line, future))
-        limit = self._settings.command_timeout if timeout is None else timeout
         try:
             self._writer.write(data)
             async with asyncio.timeout(limit):
@@ -170,17 +175,20 @@ class AgiSession:
         await self.command(f"SET VARIABLE {quote_arg(name)} {quote_arg(value)}")
 
     async def exec(self, app: str, *args: str) -> AgiReply:
-        """Run a dialplan application; ``result=-2`` means there is no such application."""
+        """Run a dialplan application; ``result=-2`` means there is no such application.
+
+        No time limit: ``EXEC Bridge`` lasts the whole conversation (trace 18); the reply or the
+        end of the connection ends it.  Wrap it in ``asyncio.timeout`` to bound it.
+        """
         line = f"EXEC {quote_arg(app)}"
         if args:
             line += " " + quote_arg(",".join(args))
-        return await self.command(line, timeout=_NO_TIMEOUT_FOR_APPS)
+        return await self._command(line, None)
 
     async def stream_file(self, name: str, escape_digits: str = "") -> AgiReply:
-        """Play a sound file; ``result`` is the digit pressed (as a code) or 0, -1 on hang-up."""
-        return await self.command(
-            f"STREAM FILE {quote_arg(name)} {quote_arg(escape_digits)}",
-            timeout=_NO_TIMEOUT_FOR_APPS,
+        """Play a sound file (no time limit); ``result`` = digit code pressed, 0, or -1."""
+        return await self._command(
+            f"STREAM FILE {quote_arg(name)} {quote_arg(escape_digits)}", None
         )
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
@@ -267,11 +275,6 @@ class AgiSession:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-# Apps and prompts run as long as the call needs (EXEC Bridge lasts the whole conversation,
-# trace 18): the session's command_timeout would cut calls.  None = wait for the reply or EOF.
-_NO_TIMEOUT_FOR_APPS = None
 
 
 class AgiServer:

@@ -377,3 +377,31 @@ async def test_port_before_start_and_loopback_default() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert server.active == 0
+
+
+async def test_exec_has_no_command_timeout_but_plain_commands_do() -> None:
+    """EXEC Bridge lasts the whole call (trace 18): command_timeout must not cut it."""
+    out = Outcome()
+    noop_timed_out = asyncio.Event()
+    bridge_seen = asyncio.Event()
+
+    async def h(s: AgiSession) -> None:
+        bridge = asyncio.create_task(s.exec("Bridge", "PJSIP/agent001-00000001"))
+        await asyncio.wait_for(bridge_seen.wait(), 5)
+        with pytest.raises(AgiTimeout):
+            await s.command("NOOP")  # queued behind the bridge: times out at command_timeout
+        noop_timed_out.set()
+        out.values["bridge"] = await bridge  # still waiting, well past command_timeout
+        out.values["next"] = await s.get_variable("BRIDGERESULT")
+
+    async with serving({"x": out.wrap(h)}, command_timeout=0.2) as server:
+        ast = await FakeAsterisk.connect(server.port, env_for("x"))
+        assert await ast.command() == "EXEC Bridge PJSIP/agent001-00000001"
+        bridge_seen.set()
+        assert await ast.command() == "NOOP"
+        await asyncio.wait_for(noop_timed_out.wait(), 5)
+        await ast.answer(b"200 result=0\n200 result=0\n")  # the bridge ends; NOOP's late reply
+        await ast.expect("GET VARIABLE BRIDGERESULT", b"200 result=1 (SUCCESS)\n")
+        await out.wait()
+    assert out.error is None
+    assert out.values == {"bridge": AgiReply(200, "0"), "next": "SUCCESS"}
