@@ -123,12 +123,166 @@ def db() -> None:
     """Database schema: migrations and checks."""
 
 
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Migrate up to this one.")
+@pass_state
+def db_upgrade(state: State, revision: str) -> None:
+    """Create or migrate the schema in the database named by database.url."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.db_upgrade, state.settings, revision))
+
+
+@db.command("current")
+@pass_state
+def db_current(state: State) -> None:
+    """Show the schema revision of the database."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.db_current, state.settings))
+
+
+def _db_call(fn: Any, *args: Any) -> Any:
+    """Call a dialer.db.commands function; its CommandError becomes a one-line click error."""
+    from dialer.db.commands import CommandError
+
+    try:
+        return fn(*args)
+    except CommandError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_lines(lines: Any) -> None:
+    for line in lines:
+        click.echo(line)
+
+
 # --------------------------------------------------------------------------- campaign
 
 
 @main.group()
 def campaign() -> None:
     """Create, inspect and steer campaigns."""
+
+
+_CAMPAIGN_OPTIONS = [
+    click.option(
+        "--mode",
+        "dial_mode",
+        type=click.Choice(["predictive", "progressive", "ratio", "preview", "manual"]),
+    ),
+    click.option("--ratio", type=click.FloatRange(min=0.1), help="Calls per ready agent."),
+    click.option("--pacing-target", type=click.FloatRange(0.1, 100), help="Abandonment % cap."),
+    click.option("--caller-id", help="Caller ID presented to the called person."),
+    click.option("--trunk", help="Trunk name (asterisk.trunks[].name)."),
+    click.option("--ring-timeout", type=click.FloatRange(min=1), help="Seconds to ring."),
+    click.option("--hours", help="Calling hours, local time of the lead: HH:MM-HH:MM."),
+    click.option("--days", "calling_days", help="Calling days: mon-fri, mon,wed,sat, all."),
+    click.option("--timezone", help="Campaign time zone (IANA name)."),
+    click.option("--tz-policy", type=click.Choice(["lead", "campaign"])),
+    click.option("--blackout", "blackout_dates", help="Dates not to call: 2026-12-25,..."),
+    click.option("--max-attempts", type=click.IntRange(min=1)),
+    click.option("--amd", "amd_action", type=click.Choice(["off", "hangup", "message"])),
+    click.option("--amd-message", help="Sound to leave on a machine (--amd message)."),
+    click.option("--notsure-live/--notsure-drop", "notsure_is_live", default=None),
+    click.option("--recording/--no-recording", default=None),
+    click.option("--wrapup", "wrapup_seconds", type=click.FloatRange(min=0)),
+    click.option("--abandon-message", help="Sound played when no agent is free in time."),
+    click.option("--status", type=click.Choice(["draft", "running", "paused", "stopped"])),
+    click.option(
+        "--retry",
+        multiple=True,
+        metavar="RESULT=DELAY/MAX",
+        help="Retry rule per result, e.g. busy=15m/5, no_answer=2h/4 (repeatable).",
+    ),
+]
+
+
+def _campaign_options(fn: Any) -> Any:
+    for option in reversed(_CAMPAIGN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _campaign_values(options: dict[str, Any], settings_pairs: tuple[str, ...]) -> dict[str, Any]:
+    """The options given (None = not given) plus KEY=VALUE pairs."""
+    from dialer.db.commands import key_values
+
+    values = {k: v for k, v in options.items() if v is not None and k != "retry"}
+    hours = values.pop("hours", None)
+    if hours is not None:
+        start, sep, end = str(hours).partition("-")
+        if not sep:
+            raise click.BadParameter("use HH:MM-HH:MM", param_hint="--hours")
+        values["calling_start"], values["calling_end"] = start.strip(), end.strip()
+    values.update(_db_call(key_values, settings_pairs))
+    return values
+
+
+@campaign.command("create")
+@click.argument("name")
+@_campaign_options
+@click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="Any other setting.")
+@pass_state
+def campaign_create(state: State, /, name: str, pairs: tuple[str, ...], **options: Any) -> None:
+    """Create campaign NAME (status draft unless --status says otherwise)."""
+    from dialer.db import commands
+
+    retry = options.get("retry") or ()
+    values = _campaign_values(options, pairs)
+    if retry:
+        values["retry_rules"] = _db_call(commands.retry_json, retry)
+    _echo_lines(_db_call(commands.campaign_create, state.settings, name, values))
+
+
+@campaign.command("list")
+@pass_state
+def campaign_list(state: State) -> None:
+    """List campaigns with their status and lead counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dialer.db import commands
+
+    rows = _db_call(commands.campaign_list, state.settings)
+    table = Table(*rows[0])
+    for row in rows[1:]:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@campaign.command("show")
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def campaign_show(state: State, campaign_ref: str, as_json: bool) -> None:
+    """Show a campaign's settings, retry rules and leads by status."""
+    from dialer.db import commands
+
+    data = _db_call(commands.campaign_show, state.settings, campaign_ref)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        click.echo(f"{key:>16}: {value}")
+
+
+@campaign.command("set")
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
+@_campaign_options
+@pass_state
+def campaign_set(
+    state: State, /, campaign_ref: str, pairs: tuple[str, ...], **options: Any
+) -> None:
+    """Change settings of CAMPAIGN (options or KEY=VALUE; all checked before any is saved)."""
+    from dialer.db import commands
+
+    retry = options.get("retry") or ()
+    values = _campaign_values(options, pairs)
+    _echo_lines(_db_call(commands.campaign_set, state.settings, campaign_ref, values, retry))
 
 
 # --------------------------------------------------------------------------- leads
@@ -139,6 +293,62 @@ def leads() -> None:
     """Import and export the people a campaign calls."""
 
 
+@leads.command("import")
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--default-region", help="Region for national numbers (default: site.country).")
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help="Column to lead field (phone, name, booth_code, custom:KEY, ignore ...).",
+)
+@click.option("--list-name", help="Name of the list these leads form (default: file name).")
+@pass_state
+def leads_import(
+    state: State,
+    campaign_ref: str,
+    file: Path,
+    default_region: str | None,
+    mapping: tuple[str, ...],
+    list_name: str | None,
+) -> None:
+    """Import FILE.csv into CAMPAIGN: validate, dedupe, scrub DNC, report rejects."""
+    from dialer.db import commands
+
+    _echo_lines(
+        _db_call(
+            commands.leads_import,
+            state.settings,
+            campaign_ref,
+            file,
+            default_region,
+            mapping,
+            list_name,
+        )
+    )
+
+
+@leads.command("export")
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV file to write (default: stdout).",
+)
+@click.option("--status", help="Only leads with this status (ready, done, invalid, dnc).")
+@pass_state
+def leads_export(state: State, campaign_ref: str, output: Path | None, status: str | None) -> None:
+    """Export CAMPAIGN's leads as CSV (formula-like cells escaped)."""
+    from dialer.db import commands
+
+    message = _db_call(commands.leads_export, state.settings, campaign_ref, output, status)
+    if message:
+        click.echo(message, err=True)
+
+
 # --------------------------------------------------------------------------- dnc
 
 
@@ -147,12 +357,141 @@ def dnc() -> None:
     """The do-not-call lists: global and per campaign."""
 
 
+@dnc.command("add")
+@click.argument("numbers", nargs=-1, required=True)
+@click.option("--campaign", "campaign_ref", help="Only for this campaign (default: global).")
+@click.option("--source", default="manual", show_default=True)
+@click.option("--note", default="")
+@pass_state
+def dnc_add(
+    state: State, numbers: tuple[str, ...], campaign_ref: str | None, source: str, note: str
+) -> None:
+    """Put NUMBERS on the do-not-call list."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.dnc_add, state.settings, numbers, campaign_ref, source, note))
+
+
+@dnc.command("remove")
+@click.argument("numbers", nargs=-1, required=True)
+@click.option("--campaign", "campaign_ref", help="From this campaign's list (default: global).")
+@pass_state
+def dnc_remove(state: State, numbers: tuple[str, ...], campaign_ref: str | None) -> None:
+    """Take NUMBERS off the do-not-call list (noted in the audit log)."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.dnc_remove, state.settings, numbers, campaign_ref))
+
+
+@dnc.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--campaign", "campaign_ref", help="Only for this campaign (default: global).")
+@click.option(
+    "--source",
+    default="import",
+    show_default=True,
+    help="Where the list came from, e.g. ncpr (national registry) or office.",
+)
+@click.option("--column", help="Column holding the number (default: the first).")
+@pass_state
+def dnc_import(
+    state: State, file: Path, campaign_ref: str | None, source: str, column: str | None
+) -> None:
+    """Import a list of numbers (the office's, or a national DND registry extract)."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.dnc_import, state.settings, file, campaign_ref, source, column))
+
+
+@dnc.command("check")
+@click.argument("number")
+@click.option("--campaign", "campaign_ref", help="As this campaign sees it.")
+@pass_state
+def dnc_check(state: State, number: str, campaign_ref: str | None) -> None:
+    """Tell whether NUMBER may not be called, and why (exit status 1 when listed)."""
+    from dialer.db import commands
+
+    listed, lines = _db_call(commands.dnc_check, state.settings, number, campaign_ref)
+    _echo_lines(lines)
+    if listed:
+        raise SystemExit(1)
+
+
 # --------------------------------------------------------------------------- agents
 
 
 @main.group()
 def agents() -> None:
     """Agents (people, not seats): accounts, PINs, live state."""
+
+
+def _pin_option(fn: Any) -> Any:
+    return click.option(
+        "--pin",
+        prompt="PIN (4-8 digits)",
+        hide_input=True,
+        confirmation_prompt=True,
+        help="Prompted (hidden) when not given; avoid passing it on the command line.",
+    )(fn)
+
+
+@agents.command("add")
+@click.argument("number")
+@click.option("--name", required=True, help="The person's name.")
+@_pin_option
+@click.option("--language", "languages", multiple=True, help="e.g. hi, en (repeatable).")
+@click.option("--skill", "skills", multiple=True, help="Skill tag (repeatable).")
+@click.option("--campaign", "campaigns", multiple=True, help="Assigned campaign (repeatable).")
+@pass_state
+def agents_add(
+    state: State,
+    number: str,
+    name: str,
+    pin: str,
+    languages: tuple[str, ...],
+    skills: tuple[str, ...],
+    campaigns: tuple[str, ...],
+) -> None:
+    """Add agent NUMBER (the digits typed at login) with a PIN."""
+    from dialer.db import commands
+
+    _echo_lines(
+        _db_call(
+            commands.agents_add, state.settings, number, name, pin, languages, skills, campaigns
+        )
+    )
+
+
+@agents.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_state
+def agents_import(state: State, file: Path) -> None:
+    """Add agents from CSV: number,name[,pin,languages,skills,campaigns] (lists split by ;)."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.agents_import, state.settings, file))
+
+
+@agents.command("set-pin")
+@click.argument("number")
+@_pin_option
+@pass_state
+def agents_set_pin(state: State, number: str, pin: str) -> None:
+    """Give agent NUMBER a new PIN (also clears a lockout)."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.agents_set_pin, state.settings, number, pin))
+
+
+@agents.command("disable")
+@click.argument("number")
+@click.option("--enable", is_flag=True, help="Re-enable instead.")
+@pass_state
+def agents_disable(state: State, number: str, enable: bool) -> None:
+    """Stop agent NUMBER from logging in (or allow it again with --enable)."""
+    from dialer.db import commands
+
+    _echo_lines(_db_call(commands.agents_disable, state.settings, number, enable))
 
 
 # --------------------------------------------------------------------------- asterisk
@@ -424,6 +763,36 @@ def ivr_check(state: State, flows_file: Path | None) -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks that print figures and ratios against a baseline in the same run."""
+
+
+@bench.command("db")
+@click.option(
+    "--url",
+    help="Database to measure on (default: a scratch database next to "
+    "database.url; PostgreSQL for the real figures).",
+)
+@click.option(
+    "--leads",
+    "lead_count",
+    type=click.IntRange(1000, 1_000_000),
+    default=100_000,
+    show_default=True,
+    help="Rows in the import benchmark and the hopper's pool.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(0.5, 120),
+    default=5.0,
+    show_default=True,
+    help="How long each throughput phase runs (bounded).",
+)
+@pass_state
+def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> None:
+    """Leads import time, hopper picks/s and ledger writes/s, with baselines."""
+    from dialer.db.bench import run_bench
+
+    for line in _db_call(run_bench, state.settings, url, lead_count, seconds):
+        click.echo(line)
 
 
 @bench.command("ami")

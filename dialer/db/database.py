@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 #: How long the distinct time zones of a campaign's leads are cached by the hopper.
 ZONES_TTL = 60.0
+#: How long the ledger writer reuses a campaign's retry rules before reading them again.
+CAMPAIGN_TTL = 5.0
 
 
 class Database:
@@ -76,6 +78,7 @@ class Database:
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._zones: dict[int, tuple[float, list[str]]] = {}
+        self._campaigns: dict[int, tuple[float, CampaignConfig]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Database:
@@ -127,6 +130,17 @@ class Database:
             return CampaignConfig.from_row(await get_campaign(session, ref))
         async with self.sessionmaker() as s:
             return CampaignConfig.from_row(await get_campaign(s, ref))
+
+    async def cached_campaign_config(
+        self, campaign_id: int, session: AsyncSession
+    ) -> CampaignConfig:
+        """The campaign snapshot, cached for CAMPAIGN_TTL seconds (the ledger's hot path)."""
+        now = _time.monotonic()
+        hit = self._campaigns.get(campaign_id)
+        if hit is None or now - hit[0] > CAMPAIGN_TTL:
+            hit = (now, await self.campaign_config(campaign_id, session=session))
+            self._campaigns[campaign_id] = hit
+        return hit[1]
 
     async def running_campaigns(self) -> list[CampaignConfig]:
         """Campaigns whose status is ``running``."""

@@ -216,8 +216,17 @@ def from_json(line: str) -> LedgerRecord:
 # --------------------------------------------------------------------------- applying
 
 
-def _upsert(session: AsyncSession, values: dict[str, Any], update_keys: Iterable[str]) -> Any:
-    """INSERT ... ON CONFLICT (call_id) DO UPDATE for the dialect in use."""
+def _upsert(
+    session: AsyncSession,
+    values: dict[str, Any],
+    update_keys: Iterable[str],
+    *,
+    only_if_open: bool = False,
+) -> Any:
+    """INSERT ... ON CONFLICT (call_id) DO UPDATE for the dialect in use.
+
+    ``only_if_open``: the update applies only while the row is not final.
+    """
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -229,7 +238,9 @@ def _upsert(session: AsyncSession, values: dict[str, Any], update_keys: Iterable
         stmt = sqlite_insert(Call).values(**values)
     keys = [k for k in update_keys if k != "call_id"] + ["updated_at"]
     return stmt.on_conflict_do_update(
-        index_elements=["call_id"], set_={k: stmt.excluded[k] for k in keys}
+        index_elements=["call_id"],
+        set_={k: stmt.excluded[k] for k in keys},
+        where=Call.final.is_(False) if only_if_open else None,
     )
 
 
@@ -320,14 +331,13 @@ async def _apply_ended(db: Database, session: AsyncSession, record: CallEnded) -
     }
     fields["result"] = record.result.value
     fields["ended_at"] = record.at
-    await session.execute(_upsert(session, _call_values(record.call_id, fields), fields))
-    turned = await session.execute(
-        update(Call)
-        .where(Call.call_id == record.call_id, Call.final.is_(False))
-        .values(final=True)
-        .returning(Call.lead_id, Call.campaign_id, Call.direction)
-    )
-    row = turned.first()
+    fields["final"] = True
+    # One statement: insert, or update only a row that is not final yet.  A row comes back
+    # exactly when this record made the call final, so a replay changes nothing.
+    stmt = _upsert(
+        session, _call_values(record.call_id, fields), fields, only_if_open=True
+    ).returning(Call.lead_id, Call.direction)
+    row = (await session.execute(stmt)).first()
     if row is None or row.lead_id is None or row.direction != "outbound":
         return  # already final (a replay), or not a lead's call
     await _advance_lead(db, session, row.lead_id, record)
@@ -337,11 +347,18 @@ async def _advance_lead(
     db: Database, session: AsyncSession, lead_id: int, ended: CallEnded
 ) -> None:
     """Count the attempt and decide the lead's next state; exactly once per call."""
-    lead = await session.get(Lead, lead_id, with_for_update=True)
-    if lead is None:
+    found = (
+        await session.execute(
+            select(Lead.campaign_id, Lead.attempts, Lead.status)
+            .where(Lead.id == lead_id)
+            .with_for_update()
+        )
+    ).first()
+    if found is None:
         return
-    campaign = await db.campaign_config(lead.campaign_id, session=session)
-    attempts = lead.attempts + 1
+    campaign_id, attempts, status = found
+    campaign = await db.cached_campaign_config(campaign_id, session)
+    attempts += 1
     decision = decide_retry(
         ended.result,
         attempts,
@@ -350,30 +367,27 @@ async def _advance_lead(
         campaign_max_attempts=campaign.max_attempts,
         abandon_no_redial_hours=db.abandon_no_redial_hours,
     )
-    lead.attempts = attempts
-    lead.last_result = ended.result.value
-    lead.last_called_at = ended.at
-    lead.inflight_owner = None
-    lead.inflight_until = None
-    if lead.status in (LeadStatus.READY.value, LeadStatus.DONE.value):
-        lead.status = decision.status.value
-        lead.next_dial_after = decision.next_dial_after
-    # Callbacks that were due: reached -> done; otherwise follow the lead's next try.
-    due = (
-        await session.scalars(
-            select(Callback).where(
-                Callback.lead_id == lead_id,
-                Callback.status == "pending",
-                Callback.due_at <= ended.at,
-            )
-        )
-    ).all()
-    for cb in due:
-        if ended.result is CallResult.HUMAN or decision.status is not LeadStatus.READY:
-            cb.status = "done" if ended.result is CallResult.HUMAN else "expired"
-        elif decision.next_dial_after is not None:
-            cb.due_at = decision.next_dial_after
-    await session.flush()
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_result": ended.result.value,
+        "last_called_at": ended.at,
+        "inflight_owner": None,
+        "inflight_until": None,
+    }
+    if status in (LeadStatus.READY.value, LeadStatus.DONE.value):  # not dnc / invalid
+        values["status"] = decision.status.value
+        values["next_dial_after"] = decision.next_dial_after
+    await session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
+    # Callbacks that were due: reached -> done; no more tries -> expired; else follow the lead.
+    due = update(Callback).where(
+        Callback.lead_id == lead_id, Callback.status == "pending", Callback.due_at <= ended.at
+    )
+    if ended.result is CallResult.HUMAN:
+        await session.execute(due.values(status="done"))
+    elif decision.status is not LeadStatus.READY or decision.next_dial_after is None:
+        await session.execute(due.values(status="expired"))
+    else:
+        await session.execute(due.values(due_at=decision.next_dial_after))
 
 
 async def _apply_disposition(session: AsyncSession, record: DispositionRecorded) -> None:
