@@ -218,6 +218,9 @@ DEFAULT_RETRY_RULES: Mapping[CallResult, RetryRule] = {
     CallResult.ABANDONED: _rule(0, 3),  # the site's no-redial period is added on top
     CallResult.HUMAN: _rule(0, 0),  # reached: done unless a callback is scheduled
     CallResult.INVALID_NUMBER: _rule(0, 0),
+    # inbound calls (issue 10) never move a lead on; listed so every result has a rule
+    CallResult.IVR_COMPLETED: _rule(0, 0),
+    CallResult.IVR_HANGUP: _rule(0, 0),
 }
 
 
