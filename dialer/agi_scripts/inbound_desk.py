@@ -63,8 +63,8 @@ class QueueTicket(Protocol):
         """The bridge to the offered agent formed at ``at`` (monotonic seconds)."""
         ...
 
-    def requeue(self) -> None:
-        """The offered agent could not be reached: back to the same place in line."""
+    def requeue(self, result: str = "FAILURE") -> None:
+        """The offered agent could not be reached (``result``: BRIDGERESULT): back in line."""
         ...
 
     def leave(self, reason: LeaveReason) -> bool:
@@ -125,7 +125,7 @@ class _Ticket:
         self.done = True
         self._desk._tickets.pop(self.call_id, None)
 
-    def requeue(self) -> None:
+    def requeue(self, result: str = "FAILURE") -> None:
         assert self.offer is not None, "requeue() without an offer"
         self._desk.queue.requeue(self.call_id)
         # the agent vanished: they are not put back (the engine learns the truth from AMI)

@@ -450,7 +450,7 @@ class _Run:
         log.info("IVR %s: bridge to %s gave %s; back in line", self.call_id, offer.channel, result)
         if self.s.hung_up:
             raise _CallerGone("hung up during the hand-off")
-        ticket.requeue()
+        ticket.requeue(result or "FAILURE")
         return False
 
     async def _announce(self, position: int) -> None:

@@ -73,6 +73,7 @@ from dialer.engine.ports import (
     RealClock,
     Store,
 )
+from dialer.engine.inbound import EngineInbound
 from dialer.engine.trunks import TrunkGate, dial_string
 from dialer.protocol.ami import Message
 
@@ -228,6 +229,8 @@ class Engine:
         self._reconciling = False
         # Lead ids of calls already ended, kept while their agent wraps up.
         self._ended_leads: dict[str, int] = {}
+        # inbound (issue 10): the IVR callers' queue lives here, in the single writer.
+        self.inbound = EngineInbound(self)
 
     # ------------------------------------------------------------------ public surface
 
@@ -406,6 +409,8 @@ class Engine:
             self._stop_deadline = self.clock.now() + item.grace * getattr(self.clock, "speed", 1)
             for run in self.campaigns.values():
                 self._release_buffer(run)
+        elif self.inbound.apply(item):  # inbound (issue 10): join/leave/connected/requeue
+            pass
         else:
             log.warning("engine: unknown input %r", item)
 
@@ -445,6 +450,10 @@ class Engine:
         self.live.agent(agent_id, None if not after.logged_in else self._agent_view(after))
         if after.status is S.READY and after.campaign:
             self._dispatch(_int(after.campaign) or 0)
+        if self.agents[agent_id].status is S.READY:
+            # inbound (issue 10): still free after the answered outbound calls, so waiting
+            # inbound callers get this agent before the pacer may launch a call for them.
+            self.inbound.dispatch()
         return after
 
     def _log_agent(self, after: AgentState, record: ag.Transition, before: AgentState) -> None:
@@ -793,6 +802,7 @@ class Engine:
 
     def _on_tick(self) -> None:
         now = self.clock.now()
+        self.inbound.dispatch()  # inbound (issue 10): skills relax as callers wait
         if not self.stopping:
             for cid, run in self.campaigns.items():
                 if run.config.status == "running":
@@ -866,6 +876,8 @@ class Engine:
             self._refill(cid, run, now)
         if not self.ami_up or not run.buffer:
             return
+        if self.inbound.hold_outbound(now):
+            return  # inbound (issue 10): a caller waits too long; free agents go to them
         want = int(pacer.decide(self.snapshot(cid, now)))
         run.last_decision = want
         if want <= 0:

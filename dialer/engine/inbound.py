@@ -1,0 +1,266 @@
+"""The inbound queue inside the single writer, and the IVR's desk onto it (issue 10).
+
+:class:`EngineInbound` is owned by the :class:`~dialer.engine.core.Engine` (``engine.inbound``)
+and only ever called from its task: it applies the inbound inputs, matches waiting callers with
+READY agents (reserving them with the agent machine's RESERVE, so the pacer counts them as
+talking at once), and tells the pacer to hold launches while an inbound caller waits too long.
+The engine calls it at three points (each marked ``# inbound (issue 10)`` in core.py):
+
+* ``_apply``: inputs it does not know go to :meth:`EngineInbound.apply`;
+* ``_agent_event``: when an agent becomes READY and no answered outbound call took them,
+  :meth:`EngineInbound.dispatch` (so waiting inbound callers come before new outbound calls);
+* ``_on_tick``: :meth:`EngineInbound.dispatch` (skill relaxation) and, in ``_pace``,
+  :meth:`EngineInbound.hold_outbound` before the pacer is asked.
+
+:class:`EngineDesk` is the :class:`~dialer.agi_scripts.inbound_desk.QueueDesk` the IVR handler
+uses in ``dialer run``: every change is an input posted to the engine; offers come back on the
+ticket.  A bridge that formed moves the agent RESERVED -> TALKING (CONNECT); the ``F()`` of the
+Bridge then sends the agent to wrap-up as for outbound calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dialer.agi_scripts.inbound_desk import AgentOffer, make_queue
+from dialer.domain.agent import AgentEvent, AgentStatus
+from dialer.domain.inbound_queue import (
+    InboundQueue,
+    LeaveReason,
+    QueuedCaller,
+    QueueError,
+    ReadyAgent,
+    hold_outbound,
+)
+
+if TYPE_CHECKING:
+    from dialer.engine.core import Engine
+
+log = logging.getLogger("dialer.engine.inbound")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class InboundJoinIn:
+    """A caller reached a queue node."""
+
+    caller: QueuedCaller
+    ticket: EngineTicket
+
+
+@dataclass(frozen=True, slots=True)
+class InboundLeaveIn:
+    """A caller left without an agent (hang-up, timeout, callback or voicemail)."""
+
+    call_id: str
+    reason: LeaveReason
+
+
+@dataclass(frozen=True, slots=True)
+class InboundConnectedIn:
+    """The caller's bridge to the offered agent formed at ``at`` (engine clock)."""
+
+    call_id: str
+    agent: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequeueIn:
+    """The offered agent could not be reached (BRIDGERESULT, trace 31): back in line."""
+
+    call_id: str
+    agent: str
+    result: str
+
+
+InboundInput = InboundJoinIn | InboundLeaveIn | InboundConnectedIn | InboundRequeueIn
+
+
+# --------------------------------------------------------------------------- the engine side
+
+
+class EngineInbound:
+    """The engine's inbound queue: called only from the engine's single task."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.settings = engine.settings.inbound
+        self.queue: InboundQueue = make_queue(self.settings)
+        self.tickets: dict[str, EngineTicket] = {}
+        self.skills: dict[str, frozenset[str]] = {}  # agent -> skills (languages), if known
+
+    def apply(self, item: object) -> bool:
+        """Apply an inbound input; False if ``item`` is not one."""
+        try:
+            if isinstance(item, InboundJoinIn):
+                self.tickets[item.caller.call_id] = item.ticket
+                self.queue.enqueue(item.caller)
+                self.dispatch()
+            elif isinstance(item, InboundLeaveIn):
+                self._leave(item)
+            elif isinstance(item, InboundConnectedIn):
+                self._connected(item)
+            elif isinstance(item, InboundRequeueIn):
+                self._requeue(item)
+            else:
+                return False
+        except QueueError as exc:  # a late or repeated input: nothing changed
+            log.info("inbound: %s", exc)
+        return True
+
+    def dispatch(self) -> None:
+        """Hand waiting callers to READY agents, longest idle first (reserving them)."""
+        if not len(self.queue):
+            return
+        e = self.engine
+        self.queue.staffed_skills = frozenset().union(
+            *(self.skills.get(a.agent_id, frozenset()) for a in e.agents.values() if a.logged_in)
+        )
+        ready = [
+            ReadyAgent(a.agent_id, a.idle_since, self.skills.get(a.agent_id, frozenset()))
+            for a in e.agents.values()
+            if a.status is AgentStatus.READY
+        ]
+        for match in self.queue.matches(ready, e.clock.now()):
+            agent = match.agent.agent_id
+            e._agent_event(agent, AgentEvent.RESERVE, call_id=match.caller.call_id)
+            ticket = self.tickets.get(match.caller.call_id)
+            if ticket is not None:
+                ticket._give(AgentOffer(agent, e.agents[agent].channel, match))
+
+    def hold_outbound(self, now: float) -> bool:
+        """True while an inbound caller has waited longer than the hold threshold."""
+        return hold_outbound(self.queue, now, self.settings.hold_outbound_after_seconds or None)
+
+    def can_serve(self, skill: str | None) -> bool:
+        """Some logged-in agent could take such a caller (see QueueDesk.can_serve)."""
+        logged = [a for a in self.engine.agents.values() if a.logged_in]
+        if skill is None or self.queue.skill_relax_seconds is not None:
+            return bool(logged)
+        return any(skill in self.skills.get(a.agent_id, frozenset()) for a in logged)
+
+    def figures(self) -> dict[str, Any]:
+        """The queue's figures as plain data (wallboard, reports)."""
+        return dataclasses.asdict(self.queue.figures(self.engine.clock.now()))
+
+    # -- internals
+
+    def _reserved_for(self, agent: str, call_id: str) -> bool:
+        a = self.engine.agents.get(agent)
+        return a is not None and a.status is AgentStatus.RESERVED and a.call_id == call_id
+
+    def _leave(self, item: InboundLeaveIn) -> None:
+        handing = {m.caller.call_id: m for m in self.queue.handing()}
+        match = handing.get(item.call_id)
+        self.queue.leave(item.call_id, self.engine.clock.now(), item.reason)
+        self.tickets.pop(item.call_id, None)
+        if match is not None and self._reserved_for(match.agent.agent_id, item.call_id):
+            self.engine._agent_event(match.agent.agent_id, AgentEvent.RELEASE)
+
+    def _connected(self, item: InboundConnectedIn) -> None:
+        self.queue.connected(item.call_id, item.at)
+        self.tickets.pop(item.call_id, None)
+        if self._reserved_for(item.agent, item.call_id):
+            self.engine._agent_event(item.agent, AgentEvent.CONNECT, call_id=item.call_id)
+
+    def _requeue(self, item: InboundRequeueIn) -> None:
+        self.queue.requeue(item.call_id)
+        if self._reserved_for(item.agent, item.call_id):
+            if item.result.upper() == "NONEXISTENT":
+                self.engine._logout(item.agent, "line gone")  # as for outbound (trace 31)
+            else:
+                self.engine._agent_event(item.agent, AgentEvent.RELEASE)
+        self.dispatch()
+
+
+# --------------------------------------------------------------------------- the IVR's side
+
+
+class EngineTicket:
+    """A caller's place in the engine's queue, seen from the caller's FastAGI task."""
+
+    def __init__(self, desk: EngineDesk, caller: QueuedCaller) -> None:
+        self._desk = desk
+        self.caller = caller
+        self.offer: AgentOffer | None = None
+        self.done = False
+        self._event = asyncio.Event()
+
+    @property
+    def call_id(self) -> str:
+        """The caller's call id."""
+        return self.caller.call_id
+
+    def position(self) -> int:
+        """1-based place in line (0 once an agent is offered)."""
+        if self.offer is not None:
+            return 0
+        queue = self._desk.engine.inbound.queue
+        if self.call_id not in queue:  # the join input is not applied yet
+            return len(queue) + 1
+        return queue.position(self.call_id)
+
+    async def wait_offer(self, timeout: float | None) -> AgentOffer | None:  # noqa: ASYNC109
+        """An agent for this caller, or None after ``timeout`` seconds."""
+        if self.offer is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        return self.offer
+
+    def connected(self, at: float) -> None:
+        """The bridge formed."""
+        assert self.offer is not None, "connected() without an offer"
+        self.done = True
+        self._desk.engine.post(InboundConnectedIn(self.call_id, self.offer.agent_id, at))
+
+    def requeue(self, result: str = "FAILURE") -> None:
+        """The agent could not be reached: back in line (``result`` decides the agent's fate)."""
+        assert self.offer is not None, "requeue() without an offer"
+        agent, self.offer = self.offer.agent_id, None
+        self._event.clear()
+        self._desk.engine.post(InboundRequeueIn(self.call_id, agent, result))
+
+    def leave(self, reason: LeaveReason) -> bool:
+        """Leave without an agent; False while an agent is offered (unless hanging up)."""
+        if self.done:
+            return True
+        if self.offer is not None and reason is not LeaveReason.ABANDONED:
+            return False
+        self.done = True
+        self._desk.engine.post(InboundLeaveIn(self.call_id, reason))
+        return True
+
+    def _give(self, offer: AgentOffer) -> None:
+        if self.done:
+            return  # the caller already left; the engine settles the agent on their input
+        self.offer = offer
+        self._event.set()
+
+
+class EngineDesk:
+    """The IVR's :class:`~dialer.agi_scripts.inbound_desk.QueueDesk` in ``dialer run``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def join(self, caller: QueuedCaller) -> EngineTicket:
+        """Post the caller to the engine's queue."""
+        ticket = EngineTicket(self, caller)
+        self.engine.post(InboundJoinIn(caller, ticket))
+        return ticket
+
+    def can_serve(self, skill: str | None) -> bool:
+        """Read from the engine's state (reads need no input: one event loop)."""
+        return self.engine.inbound.can_serve(skill)
+
+    def now(self) -> float:
+        """The engine's clock."""
+        return self.engine.clock.now()
