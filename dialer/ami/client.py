@@ -92,8 +92,19 @@ class AmiResult:
         return self.response.get("Message") or ""
 
 
-class _LinkDown(Exception):
-    """Internal: why a link ended (EOF, silence, protocol error)."""
+def _split_action_id(headers: Headers | None) -> tuple[list[tuple[str, object]], str | None]:
+    """The headers without ``ActionID``, and the caller's ActionID if it gave one."""
+    if headers is None:
+        return [], None
+    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    action_id: str | None = None
+    rest: list[tuple[str, object]] = []
+    for key, value in items:
+        if key.lower() == "actionid":
+            action_id = str(value)
+        else:
+            rest.append((key, value))
+    return rest, action_id
 
 
 class AmiClient:
@@ -160,6 +171,9 @@ class AmiClient:
     ) -> AmiResult:
         """Send one action and wait for its result (list items gathered for EventLists).
 
+        The client sets a fresh ActionID; a caller may give its own in ``headers`` (e.g. the
+        call id on an Originate, so that the later OriginateResponse can be matched even when
+        its Uniqueid is ``<unknown>``, trace 17); it must not be pending already (ValueError).
         Raises AmiActionError (Response: Error), AmiTimeout, AmiLinkLost, AmiNotConnected.
         """
         if not self._connected.is_set():
@@ -327,8 +341,12 @@ class AmiClient:
         writer = self._writer
         if writer is None or writer.is_closing():
             raise AmiNotConnected(f"AMI not connected; {name} not sent")
-        action_id = f"{self._id_prefix}-{next(self._ids)}"
-        data = encode_action(name, headers, action_id)  # ValueError before anything is sent
+        pairs, action_id = _split_action_id(headers)
+        if action_id is None:
+            action_id = f"{self._id_prefix}-{next(self._ids)}"
+        elif action_id in self._tracker:
+            raise ValueError(f"ActionID {action_id!r} is already pending")
+        data = encode_action(name, pairs, action_id)  # ValueError before anything is sent
         future: asyncio.Future[ActionResult] = asyncio.get_running_loop().create_future()
         self._tracker.start(action_id)
         self._futures[action_id] = future

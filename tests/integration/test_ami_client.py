@@ -457,3 +457,35 @@ async def test_actions_wire_bytes_are_what_asterisk_expects() -> None:
 
 async def _ok(conn: FakeConn, action: Message) -> None:
     conn.reply(action, "Success", ("Message", "Originate successfully queued"))
+
+
+async def test_a_caller_given_action_id_is_used_so_originate_response_matches() -> None:
+    """Trace 17: a failed async Originate's OriginateResponse has Uniqueid <unknown>."""
+    parked: list[tuple[FakeConn, Message]] = []
+
+    async def on_action(conn: FakeConn, action: Message) -> None:
+        parked.append((conn, action))
+        conn.reply(action, "Success", ("Message", "Originate successfully queued"))
+        conn.event(
+            "OriginateResponse",
+            ("ActionID", action.action_id or ""),
+            ("Response", "Failure"),
+            ("Channel", "FOO/bar"),
+            ("Reason", "0"),
+            ("Uniqueid", "<unknown>"),
+        )
+
+    fake = FakeAmi(secret=SECRET, on_action=on_action)
+    async with running(fake) as (client, _, _):
+        seen: list[Message] = []
+        got = asyncio.Event()
+        client.subscribe(lambda m: (seen.append(m), got.set()), "OriginateResponse")
+        await client.wait_connected(5)
+        result = await client.action(
+            "Originate", {"actionid": "call-17", "Channel": "FOO/bar", "Async": True}
+        )
+        assert result.response.action_id == "call-17"
+        [(_, sent)] = parked
+        assert sent.get_all("ActionID") == ["call-17"]  # once, not twice
+        await asyncio.wait_for(got.wait(), 5)
+        assert seen[0].action_id == "call-17" and seen[0]["Uniqueid"] == "<unknown>"
