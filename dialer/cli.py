@@ -765,34 +765,32 @@ def bench() -> None:
     """Benchmarks that print figures and ratios against a baseline in the same run."""
 
 
-@bench.command("db")
+@bench.command("sim")
+@click.option("--calls", type=click.IntRange(1, 1000), default=1000, show_default=True)
 @click.option(
-    "--url",
-    help="Database to measure on (default: a scratch database next to "
-    "database.url; PostgreSQL for the real figures).",
-)
-@click.option(
-    "--leads",
-    "lead_count",
-    type=click.IntRange(1000, 1_000_000),
-    default=100_000,
+    "--duration",
+    type=click.FloatRange(5, 600),
+    default=60.0,
     show_default=True,
-    help="Rows in the import benchmark and the hopper's pool.",
+    help="Real seconds of load (after the agents logged in and an idle baseline).",
 )
-@click.option(
-    "--seconds",
-    type=click.FloatRange(0.5, 120),
-    default=5.0,
-    show_default=True,
-    help="How long each throughput phase runs (bounded).",
-)
-@pass_state
-def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> None:
-    """Leads import time, hopper picks/s and ledger writes/s, with baselines."""
-    from dialer.db.bench import run_bench
+@click.option("--speed", type=click.FloatRange(0.1, 100), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw figures as JSON too.")
+def bench_sim(calls: int, duration: float, speed: float, seed: int, as_json: bool) -> None:
+    """The simulator with N concurrent calls: event-loop lag p99, events/s served, CPU used."""
+    import asyncio
 
-    for line in _db_call(run_bench, state.settings, url, lead_count, seconds):
+    from dialer.simpbx.bench import format_report, run_bench
+
+    try:
+        result = asyncio.run(run_bench(calls, duration, speed, seed))
+    except (OSError, TimeoutError) as exc:
+        raise click.ClickException(f"bench sim: {exc!r}") from None
+    for line in format_report(result):
         click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
 
 
 @bench.command("ami")
