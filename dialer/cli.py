@@ -793,6 +793,36 @@ def bench_sim(calls: int, duration: float, speed: float, seed: int, as_json: boo
         click.echo(json.dumps(result, indent=2))
 
 
+@bench.command("db")
+@click.option(
+    "--url",
+    help="Database to measure on (default: a scratch database next to "
+    "database.url; PostgreSQL for the real figures).",
+)
+@click.option(
+    "--leads",
+    "lead_count",
+    type=click.IntRange(1000, 1_000_000),
+    default=100_000,
+    show_default=True,
+    help="Rows in the import benchmark and the hopper's pool.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(0.5, 120),
+    default=5.0,
+    show_default=True,
+    help="How long each throughput phase runs (bounded).",
+)
+@pass_state
+def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> None:
+    """Leads import time, hopper picks/s and ledger writes/s, with baselines."""
+    from dialer.db.bench import run_bench
+
+    for line in _db_call(run_bench, state.settings, url, lead_count, seconds):
+        click.echo(line)
+
+
 @bench.command("ami")
 @click.option(
     "--traces",
