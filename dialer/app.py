@@ -20,6 +20,7 @@ from typing import Any
 
 from dialer.agi.server import AgiRouter, AgiServer
 from dialer.agi_scripts.agent import AgentScripts
+from dialer.agi_scripts.ivr import register as register_ivr
 from dialer.agi_scripts.outbound import OutboundScripts
 from dialer.ami.client import AmiClient
 from dialer.ami.errors import AmiActionError
@@ -142,6 +143,8 @@ class Controller:
         router = AgiRouter()
         AgentScripts(engine, store).register(router)
         OutboundScripts(engine).register(router)
+        # inbound (issue 10): callers on the DIDs; a flow file with problems stops the start here
+        register_ivr(router, engine, s, db, writer, self.owner)
         server = AgiServer(s.agi, router)
         self.parts = Parts(engine, client, server, db, writer, store)
         client.subscribe(engine.on_ami_event)

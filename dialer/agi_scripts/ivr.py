@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dialer.agi.errors import AgiDeadChannel, AgiHangup
 from dialer.agi_scripts.inbound_desk import AgentOffer, QueueDesk, QueueTicket
@@ -40,7 +40,7 @@ from dialer.domain.inbound_queue import LeaveReason, QueuedCaller
 if TYPE_CHECKING:
     from dialer.agi.server import AgiSession
     from dialer.agi_scripts.tts import TextPrompts
-    from dialer.config import InboundSettings
+    from dialer.config import InboundSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -477,3 +477,28 @@ class _Run:
             except (_CallerGone, AgiDeadChannel):
                 return  # the call already has its result; a goodbye cut short changes nothing
         await self.s.hangup()
+
+
+def register(
+    router: Any, engine: Any, settings: Settings, db: Any, writer: Any, owner: str
+) -> IvrHandler:
+    """Build the ``ivr/main`` route for ``dialer run`` (the flow file is validated here: a flow
+    with a problem stops the controller's start with the list of problems)."""
+    from dialer.agi_scripts.inbound_store import DbInboundRecorder
+    from dialer.agi_scripts.tts import TextPrompts
+    from dialer.engine.inbound import EngineDesk
+
+    inbound = settings.inbound
+    flows = load_flows(inbound.flows_file or None, settings.site.timezone)
+    recorder = DbInboundRecorder(db, writer, settings.site, inbound.callback_campaign, owner)
+    tts = TextPrompts(inbound.prompt_cache_dir) if inbound.text_to_speech else None
+    handler = IvrHandler(flows, EngineDesk(engine), recorder, inbound, tts)
+    router.add(ROUTE, handler)
+    log.info(
+        "IVR: %s, %d flow(s), DIDs %s, text prompts %s",
+        flows.source,
+        len(flows.flows),
+        ", ".join(flows.dids),
+        "by espeak-ng" if tts is not None and tts.available else "silent (no espeak-ng)",
+    )
+    return handler
