@@ -839,7 +839,7 @@ def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> 
     help="Use this raw AMI capture as it is instead of building one from the traces.",
 )
 @click.option("--mb", type=click.FloatRange(1, 500), default=20.0, show_default=True)
-@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 20), default=5, show_default=True)
 def bench_ami(traces_dir: Path | None, capture: Path | None, mb: float, rounds: int) -> None:
     """AMI decode throughput (msgs/s), ours vs panoramisk 1.4 on the same bytes, as a ratio."""
     from dialer.bench_ami import build_capture, default_traces_dir, report, run_bench

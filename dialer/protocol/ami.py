@@ -69,57 +69,40 @@ class Banner:
 class Message:
     """One AMI message: an ordered tuple of ``(key, value)`` headers, keys case-insensitive.
 
-    Immutable.  A decoded message keeps the text it came from and splits it into headers only
-    when asked: most events are routed on their name and ActionID alone, and splitting every
-    line of every message would cost the decoder most of its throughput (``dialer bench ami``).
-    The name, kind and single-header lookups on ASCII text are answered from the text directly,
-    with exactly the same result as from the split headers.
+    Read-only: every public attribute is a property without a setter, and there is no
+    ``__dict__``.  A decoded message keeps the text it came from and splits it into headers
+    only when asked: most events are routed on their name and ActionID alone, and splitting
+    every line of every message would cost the decoder most of its throughput
+    (``dialer bench ami``).  The name, kind and single-header lookups on ASCII text are
+    answered from the text directly, with exactly the same result as from the split headers
+    (a property test holds both paths to that).
     """
 
-    __slots__ = ("_eol", "_head", "_headers", "_index", "_low", "_raw")
+    # Private caches are plain slots (fast stores in the decoder's hot loop); nothing outside
+    # this module writes them.
+    __slots__ = ("_eol", "_headers", "_index", "_kind", "_low", "_name", "_raw")
 
     _headers: tuple[tuple[str, str], ...] | None
     _raw: str | None
     _eol: str
     _index: dict[str, str] | None
     _low: str | None
-    _head: tuple[MessageKind, str] | None
+    _kind: MessageKind | None
+    _name: str
 
     def __init__(self, headers: Iterable[tuple[str, str]] = ()) -> None:
-        setattr_ = object.__setattr__
-        setattr_(self, "_headers", tuple(headers))
-        setattr_(self, "_raw", None)
-        setattr_(self, "_eol", "\n")
-        setattr_(self, "_index", None)
-        setattr_(self, "_low", None)
-        setattr_(self, "_head", None)
+        self._headers = tuple(headers)
+        self._raw = None
+        self._eol = "\n"
+        self._index = None
+        self._low = None
+        self._kind = None
+        self._name = ""
 
     @classmethod
     def build(cls, headers: Iterable[tuple[str, str]]) -> Message:
         """Build a message from ``(key, value)`` pairs."""
         return cls(headers)
-
-    @classmethod
-    def _from_text(cls, raw: str, eol: str, low: str | None) -> Message:
-        """A message over non-empty ``raw`` text whose lines end with ``eol`` (no blank lines).
-
-        ``low`` is ``raw.lower()`` when ``raw`` is ASCII (so offsets agree), else None.
-        """
-        self = cls.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(self, "_headers", None)
-        setattr_(self, "_raw", raw)
-        setattr_(self, "_eol", eol)
-        setattr_(self, "_index", None)
-        setattr_(self, "_low", low)
-        setattr_(self, "_head", None)
-        return self
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Message is immutable (cannot set {name!r})")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Message is immutable (cannot delete {name!r})")
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
@@ -127,8 +110,7 @@ class Message:
         hdrs = self._headers
         if hdrs is None:
             assert self._raw is not None
-            hdrs = _split_headers(self._raw.split(self._eol))
-            object.__setattr__(self, "_headers", hdrs)
+            hdrs = self._headers = _split_headers(self._raw.split(self._eol))
         return hdrs
 
     def __eq__(self, other: object) -> bool:
@@ -151,60 +133,66 @@ class Message:
             index = {}
             for key, value in self.headers:
                 index.setdefault(key.lower(), value)
-            object.__setattr__(self, "_index", index)
+            self._index = index
         return index
 
-    def _kind_name(self) -> tuple[MessageKind, str]:
-        head = self._head
-        if head is None:
-            raw = self._raw
-            if raw is None:
-                hdrs = self.headers
-                key, value = hdrs[0] if hdrs else ("", "")
-            else:
-                end = raw.find(self._eol)
-                key, value = _header(raw if end < 0 else raw[:end])
-            head = (_KINDS.get(key.lower(), "unknown"), value)
-            object.__setattr__(self, "_head", head)
-        return head
+    def _first(self) -> MessageKind:
+        """Classify on the first line (cached); returns the kind, sets the name."""
+        raw = self._raw
+        if raw is None:
+            hdrs = self.headers
+            key, value = hdrs[0] if hdrs else ("", "")
+        else:
+            end = raw.find(self._eol)
+            key, value = _header(raw if end < 0 else raw[:end])
+        kind = self._kind = _KINDS.get(key.lower(), "unknown")
+        self._name = value
+        return kind
 
     @property
     def kind(self) -> MessageKind:
         """What the first header says this is: response, event, action or unknown."""
-        return self._kind_name()[0]
+        kind = self._kind
+        return self._first() if kind is None else kind
 
     @property
     def name(self) -> str:
         """The event name, the Response value or the Action name (per :attr:`kind`)."""
-        return self._kind_name()[1]
+        if self._kind is None:
+            self._first()
+        return self._name
 
     @property
     def action_id(self) -> str | None:
         """The ActionID header, if any."""
-        return self.get("actionid")
+        low = self._low
+        if low is None or self._index is not None:
+            return self._idx().get("actionid")
+        return self._find(low, "actionid:", None)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of ``key`` (case-insensitive), or ``default``."""
         low = self._low
-        if low is None or self._index is not None:
+        if low is None or self._index is not None or not key:
+            # "" is the key of lines without a colon: only the index knows those.
             return self._idx().get(key.lower(), default)
-        # Fast path on the text itself (ASCII only: lower-casing then keeps every offset).
-        raw = self._raw
-        assert raw is not None
+        if ":" in key or "\n" in key:
+            return default  # no parsed key holds a colon or spans lines
+        return self._find(low, key.lower() + ":", default)
+
+    def _find(self, low: str, needle: str, default: str | None) -> str | None:
+        """First ``needle`` (``key:``, lower case) at a line start of ``low``; its value."""
+        # ASCII text only (the decoder gives ``low`` only then): lower-casing keeps offsets.
         eol = self._eol
-        needle = key.lower() + ":"
-        if not key or ":" in key or "\n" in key:
-            # No parsed key is empty-by-colon, has a colon or spans lines; "" is the key of
-            # lines without a colon: let the index answer those.
-            return self._idx().get(key.lower(), default) if not key else default
         if low.startswith(needle):
-            pos = 0
+            pos = len(needle)
         else:
             pos = low.find(eol + needle)
             if pos < 0:
                 return default
-            pos += len(eol)
-        pos += len(needle)
+            pos += len(eol) + len(needle)
+        raw = self._raw
+        assert raw is not None
         end = raw.find(eol, pos)
         value = raw[pos:] if end < 0 else raw[pos:end]
         return value[1:] if value[:1] == " " else value
@@ -284,7 +272,7 @@ def _messages(raw: bytes, out: list[Frame]) -> None:
         text = text.replace("\r\n", "\n")
         eol = "\n"
     sep = eol + eol
-    make = Message._from_text
+    new = Message.__new__
     blocks = text.split(sep)
     if text.isascii():
         # One lower() for the whole read; split the same way, it lines up block for block.
@@ -302,7 +290,12 @@ def _messages(raw: bytes, out: list[Frame]) -> None:
                 low = low[len(block) - len(rest) :]
             block = rest
         if block:
-            out.append(make(block, eol, low))
+            msg = new(Message)
+            msg._raw = block
+            msg._eol = eol
+            msg._low = low
+            msg._headers = msg._index = msg._kind = None
+            out.append(msg)
 
 
 _SEPARATOR = re.compile(rb"\n\r?\n")

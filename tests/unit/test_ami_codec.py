@@ -111,7 +111,9 @@ def test_message_is_immutable_and_pickles() -> None:
     with pytest.raises(AttributeError):
         m.headers = ()  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        m._raw = "x"  # type: ignore[misc]
+        m.name = "B"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        m.anything = 1  # type: ignore[attr-defined]
     assert pickle.loads(pickle.dumps(m)) == m
     assert "Event" in repr(m)
 
