@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -405,3 +406,32 @@ async def test_exec_has_no_command_timeout_but_plain_commands_do() -> None:
         await out.wait()
     assert out.error is None
     assert out.values == {"bridge": AgiReply(200, "0"), "next": "SUCCESS"}
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_garbage_from_asterisk_never_hangs_the_server(seed: int) -> None:
+    """Random bytes after the environment: the session ends, the server closes, nothing hangs."""
+    rng = random.Random(seed)
+    pieces = [b"200 result=1 (x)\n", b"HANGUP\n", b"520-usage\n", b"\n", b"\r\n", b"510 no\n"]
+    blob = b"".join(
+        rng.choice(pieces) if rng.random() < 0.5 else rng.randbytes(rng.randint(1, 40))
+        for _ in range(rng.randint(1, 30))
+    )
+    out = Outcome()
+
+    async def h(s: AgiSession) -> None:
+        for _ in range(20):
+            try:
+                await s.command("NOOP", timeout=0.5)
+            except (AgiCommandError, AgiTimeout):
+                continue
+
+    async with serving({"x": out.wrap(h)}, max_line_bytes=256) as server:
+        ast = await FakeAsterisk.connect(server.port, env_for("x"))
+        await ast.answer(blob)
+        ast.writer.write_eof()  # Asterisk never does this; a broken peer might
+        await asyncio.wait_for(out.done.wait(), 15)
+        assert await ast.closed_by_server()
+        await server.wait_idle(5)
+    # Either every NOOP got some reply, or the session ended as a hang-up; nothing else.
+    assert out.error is None or isinstance(out.error, AgiHangup)

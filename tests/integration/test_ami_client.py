@@ -489,3 +489,23 @@ async def test_a_caller_given_action_id_is_used_so_originate_response_matches() 
         assert sent.get_all("ActionID") == ["call-17"]  # once, not twice
         await asyncio.wait_for(got.wait(), 5)
         assert seen[0].action_id == "call-17" and seen[0]["Uniqueid"] == "<unknown>"
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_garbage_from_asterisk_never_kills_run(seed: int) -> None:
+    """Random bytes on a logged-in link: the client survives, reconnects, and works again."""
+    rng = random.Random(seed)
+    pieces = [b"\r\n\r\n", b"Response: Success\r\n", b"Event: X\r\n", b"ActionID: ", b":", b"\n"]
+    blob = b"".join(
+        rng.choice(pieces) if rng.random() < 0.5 else rng.randbytes(rng.randint(1, 300))
+        for _ in range(rng.randint(1, 40))
+    )
+    fake = FakeAmi(secret=SECRET)
+    async with running(fake, max_message_bytes=1024) as (client, links, task):
+        await links.wait(1)
+        fake.conns[0].send_raw(blob)
+        fake.conns[0].close()
+        await links.wait(2)
+        assert not task.done()
+        pong = await client.action("Ping")
+        assert pong.response["Ping"] == "Pong"
