@@ -25,6 +25,8 @@ from dialer.protocol.ami import (
     Frame,
     Message,
     decode_bytes,
+    encode_banner,
+    encode_message,
     md5_key,
 )
 from tests.conftest import TRACES
@@ -130,6 +132,14 @@ def test_nothing_is_lost(trace: Trace) -> None:
             assert m.get(key) == next(v for k, v in m.headers if k.lower() == key.lower())
             assert key.upper() in m
         assert m.get("No-Such-Header") is None
+
+
+def test_re_encoding_gives_back_every_byte(trace: Trace) -> None:
+    """Nothing is dropped or altered: the decoded frames encode to the capture, byte for byte."""
+    banner = trace.frames[0]
+    assert isinstance(banner, Banner)
+    again = encode_banner(banner.text) + b"".join(encode_message(m) for m in trace.messages)
+    assert again == trace.data
 
 
 def test_every_sent_action_gets_exactly_one_result(trace: Trace) -> None:
