@@ -10,6 +10,10 @@ sockets, time and tasks.  Behaviour others rely on (facts from ../shared/asteris
   ``settings.dead_after``) reconnects with capped exponential backoff and jitter.
 * A pending action is *never* re-sent on the next link: it fails with :class:`AmiLinkLost`
   and the caller reconciles (an Originate re-sent would ring the customer twice).
+* List actions (``EventList: start`` ... ``*Complete``) return their items in
+  :attr:`AmiResult.events`; every event, list items included, is *also* delivered to
+  subscribers (nothing that arrived is hidden; list items carry the ActionID and no
+  Timestamp).  ``OriginateResponse`` is an ordinary event (after the action's own Response).
 * Events go through a bounded queue to subscribers, in order, one at a time.  When the queue
   is full the reader waits (back-pressure onto TCP) instead of dropping events, and the
   watchdog does not count that wait as silence.  A subscriber that raises is logged and
@@ -291,14 +295,15 @@ class AmiClient:
             read_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await read_task
-            writer.close()
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                await writer.wait_closed()
+            writer.transport.abort()  # nothing is worth flushing on a link we give up
             self._writer = None
             reason = self._down_reason or "link closed"
             self._fail_pending(f"AMI link lost: {reason}")
             if logged_in and not self._closing:
                 log.warning("AMI link to %s:%s lost: %s", s.host, s.port, reason)
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise asyncio.CancelledError  # a cancel that landed while tearing down
         return logged_in
 
     async def _login(self) -> None:
