@@ -393,7 +393,8 @@ async def test_exec_has_no_command_timeout_but_plain_commands_do() -> None:
             await s.command("NOOP")  # queued behind the bridge: times out at command_timeout
         noop_timed_out.set()
         out.values["bridge"] = await bridge  # still waiting, well past command_timeout
-        out.values["next"] = await s.get_variable("BRIDGERESULT")
+        reply = await s.command("GET VARIABLE BRIDGERESULT", timeout=5)
+        out.values["next"] = reply.data
 
     async with serving({"x": out.wrap(h)}, command_timeout=0.2) as server:
         ast = await FakeAsterisk.connect(server.port, env_for("x"))
