@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from dialer.engine.core import Engine
 
 log = logging.getLogger("dialer.engine.inbound")
+
+LIVE_KEY = "inbound:main"  # the queue's row among the live counters
+PUBLISH_EVERY = 0.25
 
 
 # --------------------------------------------------------------------------- inputs
@@ -96,6 +100,7 @@ class EngineInbound:
         self.queue: InboundQueue = make_queue(self.settings)
         self.tickets: dict[str, EngineTicket] = {}
         self.skills: dict[str, frozenset[str]] = {}  # agent -> skills (languages), if known
+        self._published = float("-inf")
 
     def apply(self, item: object) -> bool:
         """Apply an inbound input; False if ``item`` is not one."""
@@ -118,6 +123,7 @@ class EngineInbound:
 
     def dispatch(self) -> None:
         """Hand waiting callers to READY agents, longest idle first (reserving them)."""
+        self._publish()
         if not len(self.queue):
             return
         e = self.engine
@@ -152,6 +158,18 @@ class EngineInbound:
         return dataclasses.asdict(self.queue.figures(self.engine.clock.now()))
 
     # -- internals
+
+    def _publish(self) -> None:
+        # The wallboard's queue row ("Replace one campaign's (or queue's) counters"), at most
+        # four times a second; dispatch runs on every tick, so the figures stay current.
+        now = time.monotonic()
+        if now - self._published < PUBLISH_EVERY:
+            return
+        self._published = now
+        data = self.figures()
+        data["kind"] = "inbound_queue"
+        data["hold_outbound"] = self.hold_outbound(self.engine.clock.now())
+        self.engine.live.counters(LIVE_KEY, data)
 
     def _reserved_for(self, agent: str, call_id: str) -> bool:
         a = self.engine.agents.get(agent)

@@ -30,6 +30,7 @@ from dialer.engine.core import Engine
 from dialer.engine.inbound import EngineDesk
 from dialer.engine.inputs import AmiLink, LoginIn
 from dialer.engine.ports import CampaignConfig
+from dialer.live.state import MemoryLive
 from dialer.protocol.ami import Message
 from tests.integration.fake_asterisk_ivr import FakeCaller
 from tests.unit.engine_fakes import FakeAmi, FakeStore
@@ -65,7 +66,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     store.campaigns_[1] = CampaignConfig(1, "spring", dial_mode="progressive", wrapup_seconds=5)
     store.leads = {i: f"+9155510{i:02d}" for i in range(1, 9)}
     ami = FakeAmi()
-    engine = Engine(settings(**inbound), store, ami)
+    engine = Engine(settings(**inbound), store, ami, live=MemoryLive())
     ticks: list[float] = []
     on_tick = engine._on_tick
 
@@ -141,6 +142,18 @@ async def test_waiting_caller_gets_the_agent_before_outbound(rig: Rig) -> None:
     assert (f["offered"], f["answered"], f["waiting"], f["handing"]) == (1, 1, 0, 0)
     states = [r.state for r in rig.store.agent_rows if r.agent_number == "1001"]
     assert states == ["PAUSED", "READY", "RESERVED", "TALKING", "WRAPUP"]
+    # the wallboard's row for the queue follows within a few ticks
+    live = engine.live
+    assert isinstance(live, MemoryLive)
+
+    async def published() -> dict[str, object]:
+        return dict((await live.snapshot()).counters.get("inbound:main", {}))
+
+    async with asyncio.timeout(5):
+        while (await published()).get("answered") != 1:
+            await engine.barrier()
+    row = await published()
+    assert row["kind"] == "inbound_queue" and row["offered"] == 1 and row["waiting"] == 0
 
 
 @pytest.mark.parametrize(
