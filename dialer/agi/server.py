@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 AgiHandler = Callable[["AgiSession"], Awaitable[None]]
 
 _READ_SIZE = 1 << 14
+_REPLY_TYPES = (AgiReply, AgiErrorReply, AgiHangupNotice)
 _CLOSE_TIMEOUT = 2.0
 
 
@@ -238,6 +239,8 @@ class AgiSession:
                     break
                 self._dispatch(self._decoder.feed(data))
         except AgiProtocolError as exc:
+            # Replies that arrived intact before the fault still answer their commands.
+            self._dispatch([i for i in exc.items if isinstance(i, _REPLY_TYPES)])
             reason = f"FastAGI protocol error: {exc}"
             log.warning("%s on %s (%s)", reason, self.channel, self.path)
         except (ConnectionError, OSError) as exc:
@@ -268,13 +271,16 @@ class AgiSession:
         self._eof = True
         if not self._writer.is_closing():
             self._writer.close()
-        with contextlib.suppress(OSError, TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_TIMEOUT)
         task = self._read_task
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError  # ours, not the reader's: pass it on
 
 
 class AgiServer:

@@ -436,3 +436,23 @@ async def test_garbage_from_asterisk_never_hangs_the_server(seed: int) -> None:
         await server.wait_idle(5)
     # Either every NOOP got some reply, or the session ended as a hang-up; nothing else.
     assert out.error is None or isinstance(out.error, AgiHangup)
+
+
+async def test_a_reply_before_a_protocol_fault_still_answers_its_command() -> None:
+    out = Outcome()
+
+    async def h(s: AgiSession) -> None:
+        first = asyncio.create_task(s.command("ANSWER"))
+        second = asyncio.create_task(s.command("NOOP"))
+        out.values["first"] = await first
+        with pytest.raises(AgiHangup, match="protocol error"):
+            await second
+
+    async with serving({"x": out.wrap(h)}) as server:
+        ast = await FakeAsterisk.connect(server.port, env_for("x"))
+        assert await ast.command() == "ANSWER"
+        assert await ast.command() == "NOOP"
+        await ast.answer(b"200 result=0\nthis is not AGI\n")
+        await out.wait()
+        assert await ast.closed_by_server()
+    assert out.error is None and out.values["first"] == AgiReply(200, "0")
