@@ -77,6 +77,21 @@ def bench_profile(calls: int) -> Any:
     return dataclasses.replace(base, called=called, agents=agents, pins=())
 
 
+def run_queue_wait() -> float:
+    """Seconds this process spent runnable but waiting for a CPU (Linux schedstat), or -1.
+
+    On a shared machine this is the part of the event-loop lag that other processes caused.
+    """
+    total = 0.0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/schedstat", encoding="ascii") as fh:
+                total += int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return -1.0
+    return total
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -105,6 +120,7 @@ async def child_main(args: argparse.Namespace) -> None:
     print(json.dumps({"port": pbx.ami_port}), flush=True)
     loop = asyncio.get_running_loop()
     mark_cpu, mark_wall, mark_events = time.process_time(), time.monotonic(), pbx.bus.count
+    mark_wait = run_queue_wait()
     try:
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -112,11 +128,14 @@ async def child_main(args: argparse.Namespace) -> None:
             if not cmd or cmd == "stop":
                 break
             cpu, wall, events = time.process_time(), time.monotonic(), pbx.bus.count
+            wait = run_queue_wait()
             lags = probe.take()
             report = {
                 "phase": cmd,
                 "seconds": wall - mark_wall,
                 "cpu_seconds": cpu - mark_cpu,
+                "cpu_wait_seconds": wait - mark_wait if wait >= 0 else -1.0,
+                "loadavg": os.getloadavg()[0],
                 "events": events - mark_events,
                 "lag_samples": len(lags),
                 "lag_p50_ms": _pct(lags, 0.50) * 1000,
@@ -126,7 +145,7 @@ async def child_main(args: argparse.Namespace) -> None:
                 "stats": {k: v for k, v in pbx.stats().items() if isinstance(v, int)},
             }
             print(json.dumps(report), flush=True)
-            mark_cpu, mark_wall, mark_events = cpu, wall, events
+            mark_cpu, mark_wall, mark_events, mark_wait = cpu, wall, events, wait
     finally:
         probe_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -313,11 +332,10 @@ async def run_bench(calls: int, duration: float, speed: float, seed: int) -> dic
         reports.append(idle)
         driver.running = True
         events0 = driver.events
-        ramp = min(10.0, duration / 4)
-        for i in range(calls):
+        ramp = min(20.0, duration / 3)
+        for _ in range(calls):  # an even ramp, as a paced dialer would launch them
             driver.originate()
-            if i % 50 == 49:
-                await asyncio.sleep(ramp * 50 / calls)
+            await asyncio.sleep(ramp / calls)
         t_end = time.monotonic() + max(duration - ramp, 1.0)
         peak = 0
         while time.monotonic() < t_end:
@@ -373,7 +391,8 @@ def format_report(result: dict[str, Any]) -> list[str]:
             f"  {p['phase']:<5} {secs:6.1f} s  lag p50 {p['lag_p50_ms']:6.2f} ms  "
             f"p99 {p['lag_p99_ms']:6.2f} ms  max {p['lag_max_ms']:7.2f} ms  "
             f"events {p['events'] / secs:8.0f}/s  served {p['ami_events_received'] / secs:8.0f}/s  "
-            f"CPU {p['cpu_seconds']:6.2f} s ({100 * p['cpu_seconds'] / secs:5.1f}% of one core)  "
+            f"CPU {p['cpu_seconds']:6.2f} s ({100 * p['cpu_seconds'] / secs:5.1f}% of one core), "
+            f"waited for a CPU {p['cpu_wait_seconds']:5.2f} s, load avg {p['loadavg']:.1f}  "
             f"channels {p['channels']}"
             + (f"  peak calls {p['peak_in_flight']}" if "peak_in_flight" in p else "")
         )
@@ -406,6 +425,12 @@ def main(argv: list[str] | None = None) -> None:
     args.secret = os.environ.get("DIALER_BENCH_SECRET", "")
     if not args.child or not args.secret:
         parser.error("internal: run through `dialer bench sim`")
+    out = os.environ.get("DIALER_BENCH_CPROFILE")
+    if out:  # a developer's switch: profile the simulator process
+        import cProfile
+
+        cProfile.runctx("asyncio.run(child_main(args))", globals(), {"args": args}, out)
+        return
     asyncio.run(child_main(args))
 
 

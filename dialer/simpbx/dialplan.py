@@ -546,6 +546,8 @@ class AgiSession:
                 self.busy = True
                 reply = await self.execute(text)
                 self.busy = False
+                if self.writer.is_closing() or self.reader.at_eof():
+                    break
                 self.writer.write(reply)
                 if self.ch.dead and not self.hangup_sent:
                     # After the far end left, the next reply is preceded by HANGUP [18, 31].
@@ -560,7 +562,12 @@ class AgiSession:
     async def _watch_hangup(self) -> None:
         await self.ch.hup.wait()
         await asyncio.sleep(0)
-        if not self.busy and not self.hangup_sent and not self.writer.is_closing():
+        if (
+            not self.busy
+            and not self.hangup_sent
+            and not self.writer.is_closing()
+            and not self.reader.at_eof()
+        ):
             self.hangup_sent = True
             self.writer.write(agi_peer.HANGUP_LINE)
 

@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dialer.protocol.ami import encode_headers
-from dialer.simpbx.channels import CAUSE_TXT, Bridge, Channel, EventBus, Header
+from dialer.simpbx.channels import CAUSE_TXT, Bridge, Channel, EventBus, Header, fast_encode
 from dialer.simpbx.clock import SimClock
 from dialer.simpbx.model import PartyPlan, plan_call
 from dialer.simpbx.profile import Profile, load_profile
@@ -108,7 +107,7 @@ class SimPbx:
         self.profile = profile if profile is not None else load_profile()
         self.seed = seed
         self.clock = SimClock(speed, source=time_source)
-        self.bus = EventBus(self.clock, encode_headers)
+        self.bus = EventBus(self.clock, fast_encode)
         self.channels: dict[str, Channel] = {}
         self.by_uid: dict[str, Channel] = {}
         self.globals: dict[str, str] = {}
