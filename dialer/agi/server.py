@@ -236,6 +236,7 @@ class AgiSession:
             while True:
                 data = await self._reader.read(_READ_SIZE)
                 if not data:
+                    self._dispatch(self._decoder.eof())
                     break
                 self._dispatch(self._decoder.feed(data))
         except AgiProtocolError as exc:

@@ -12,7 +12,8 @@ Wire facts this follows (../shared/asterisk/README.md, traces 11, 18, 22, 26, 28
   code + ``520 End of proper usage.`` (its lines may arrive in separate reads).
 * ``HANGUP`` alone on a line is unsolicited: Asterisk sends it once when the channel hangs up,
   between replies (before the next reply, or while nothing is pending: traces 18, 22, 26).
-* End of stream is the only other way a session ends; Asterisk never closes first (18, 26).
+* End of stream is the only other way a session ends; Asterisk never closes first (18, 26):
+  :meth:`AgiReplyDecoder.eof` turns it into a hang-up notice.
 
 Text is decoded as UTF-8 with ``surrogateescape`` (no byte is lost).  Every line is limited in
 size, the environment as a whole too: a peer over a limit gets :class:`AgiProtocolError`, as
@@ -354,6 +355,28 @@ class AgiReplyDecoder:
         if not line:
             return None  # a stray empty line carries nothing
         return parse_reply_line(line)
+
+    def eof(self) -> list[ReplyItem]:
+        """End of stream: a last line that lacked its newline, then a hang-up notice.
+
+        Asterisk never closes a FastAGI socket first, so end of stream means the peer (or the
+        link) is gone: the caller is as good as hung up.  A 520 block cut short is returned
+        with the usage lines that did arrive.  The decoder is finished afterwards.
+        """
+        out: list[ReplyItem] = []
+        if not self._broken:
+            try:
+                if self._buf:
+                    out += self.feed(b"\n")
+            except AgiProtocolError as exc:
+                out += [i for i in exc.items if isinstance(i, AgiReply | AgiErrorReply)]
+            if self._usage is not None:
+                out.append(AgiErrorReply(520, self._usage_head, tuple(self._usage)))
+                self._usage = None
+        self._broken = True
+        self._buf.clear()
+        out.append(AgiHangupNotice())
+        return out
 
     @property
     def pending(self) -> int:

@@ -241,3 +241,21 @@ def test_reply_limits_and_garbage() -> None:
     flood = AgiReplyDecoder()
     with pytest.raises(AgiProtocolError, match="too many"):
         flood.feed(b"520-x\n" + b"usage\n" * 2000)
+
+
+def test_end_of_stream_is_a_hangup_and_keeps_what_arrived() -> None:
+    dec = AgiReplyDecoder()
+    assert dec.feed(b"200 result=0\n200 result=1 (x)") == [AgiReply(200, "0")]
+    assert dec.eof() == [AgiReply(200, "1", "x"), AgiHangupNotice()]
+    with pytest.raises(AgiProtocolError):
+        dec.feed(b"200 result=0\n")
+    cut = AgiReplyDecoder()
+    assert cut.feed(b"520-Invalid command syntax.  Proper usage follows:\nline one\n") == []
+    assert cut.eof() == [
+        AgiErrorReply(520, "Invalid command syntax.  Proper usage follows:", ("line one",)),
+        AgiHangupNotice(),
+    ]
+    junk = AgiReplyDecoder()
+    junk.feed(b"200 result=5\nnot agi")
+    assert junk.eof() == [AgiHangupNotice()]
+    assert AgiReplyDecoder().eof() == [AgiHangupNotice()]

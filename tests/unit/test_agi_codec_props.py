@@ -51,7 +51,7 @@ def replies(data: bytes, cuts: list[int]) -> tuple[list[object], bool]:
             prev = cut
     except AgiProtocolError as exc:
         return out + list(exc.items), True
-    return out, False
+    return out + list(dec.eof()), False
 
 
 @settings(max_examples=400, deadline=2000)
