@@ -859,7 +859,13 @@ def bench_ami(traces_dir: Path | None, capture: Path | None, mb: float, rounds: 
 
 
 @bench.command("blended")
-@click.option("--hours", type=click.FloatRange(0.25, 24), default=2.0, show_default=True)
+@click.option(
+    "--hours",
+    type=click.FloatRange(0.25, 24),
+    default=4.0,
+    show_default=True,
+    help="Simulated hours per mode (the pacer starts each run cold; short runs overshoot).",
+)
 @click.option("--agents", type=click.IntRange(5, 200), default=35, show_default=True)
 @click.option(
     "--inbound-per-hour",
