@@ -358,15 +358,19 @@ class _Sim:
         self.push(at + talk, TALK_END, int(a.name[1:]))
 
 
-def run_blended(sc: BlendScenario, label: str, seed: int = 1) -> BlendResult:
-    """Simulate ``sc`` with a fresh predictive pacer; return its figures."""
+def run_blended(
+    sc: BlendScenario, label: str, seed: int = 1, mode: str = "predictive"
+) -> BlendResult:
+    """Simulate ``sc`` with a fresh pacer (``mode`` as for make_pacer); return its figures."""
     import dialer.pacing as pacing
 
-    pacer = pacing.make_pacer(
-        "predictive",
-        target_abandon_rate=sc.target_abandon_rate,
-        abandon_after_seconds=sc.abandon_after,
-    )
+    options: dict[str, float] = {}
+    if mode == "predictive":
+        options = {
+            "target_abandon_rate": sc.target_abandon_rate,
+            "abandon_after_seconds": sc.abandon_after,
+        }
+    pacer = pacing.make_pacer(mode, **options)
     return _Sim(sc, pacer, pacing, label, seed).run()
 
 
