@@ -17,7 +17,7 @@ import phonenumbers
 from sqlalchemy import select
 
 from dialer.db.ledger import CallEnded, CallStarted, CallUpdate
-from dialer.db.models import Callback, Campaign, Lead
+from dialer.db.models import Agent, Callback, Campaign, Lead
 from dialer.domain.ivr import IvrResult
 from dialer.domain.results import CallResult
 
@@ -101,6 +101,16 @@ class DbInboundRecorder:
                 recording_path=record.recordings[0] if record.recordings else None,
             )
         )
+
+    async def agent_skills(self, number: str) -> frozenset[str]:
+        """An agent's languages and skills (for the queue's skill matching)."""
+        async with self.db.transaction() as s:
+            row = (
+                await s.execute(select(Agent.languages, Agent.skills).where(Agent.number == number))
+            ).first()
+        if row is None:
+            return frozenset()
+        return frozenset(str(x) for x in [*(row.languages or []), *(row.skills or [])])
 
     async def request_callback(self, request: CallbackRequest) -> None:
         """Add a pending callback for the caller (creating them as a lead if needed)."""

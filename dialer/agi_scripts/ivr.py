@@ -493,6 +493,7 @@ def register(
     recorder = DbInboundRecorder(db, writer, settings.site, inbound.callback_campaign, owner)
     tts = TextPrompts(inbound.prompt_cache_dir) if inbound.text_to_speech else None
     handler = IvrHandler(flows, EngineDesk(engine), recorder, inbound, tts)
+    engine.inbound.skills_loader = recorder.agent_skills  # languages + skills from the database
     router.add(ROUTE, handler)
     log.info(
         "IVR: %s, %d flow(s), DIDs %s, text prompts %s",

@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +87,18 @@ class InboundRequeueIn:
     result: str
 
 
-InboundInput = InboundJoinIn | InboundLeaveIn | InboundConnectedIn | InboundRequeueIn
+@dataclass(frozen=True, slots=True)
+class AgentSkillsIn:
+    """An agent's skills and languages, looked up after they logged in (effect result)."""
+
+    agent: str
+    skills: frozenset[str]
+
+
+InboundInput = (
+    InboundJoinIn | InboundLeaveIn | InboundConnectedIn | InboundRequeueIn | AgentSkillsIn
+)
+SkillsLoader = Callable[[str], Awaitable[frozenset[str]]]
 
 
 # --------------------------------------------------------------------------- the engine side
@@ -101,6 +114,9 @@ class EngineInbound:
         self.tickets: dict[str, EngineTicket] = {}
         self.skills: dict[str, frozenset[str]] = {}  # agent -> skills (languages), if known
         self._published = float("-inf")
+        # How to learn an agent's skills (the database's languages + skills); None: no skills.
+        self.skills_loader: SkillsLoader | None = None
+        self._loading: set[str] = set()
 
     def apply(self, item: object) -> bool:
         """Apply an inbound input; False if ``item`` is not one."""
@@ -115,6 +131,10 @@ class EngineInbound:
                 self._connected(item)
             elif isinstance(item, InboundRequeueIn):
                 self._requeue(item)
+            elif isinstance(item, AgentSkillsIn):
+                self.skills[item.agent] = item.skills
+                self._loading.discard(item.agent)
+                self.dispatch()
             else:
                 return False
         except QueueError as exc:  # a late or repeated input: nothing changed
@@ -124,6 +144,7 @@ class EngineInbound:
     def dispatch(self) -> None:
         """Hand waiting callers to READY agents, longest idle first (reserving them)."""
         self._publish()
+        self._learn_skills()
         if not len(self.queue):
             return
         e = self.engine
@@ -158,6 +179,25 @@ class EngineInbound:
         return dataclasses.asdict(self.queue.figures(self.engine.clock.now()))
 
     # -- internals
+
+    def _learn_skills(self) -> None:
+        # Skills are looked up once per agent, as an effect whose result comes back as an
+        # input (the single writer never awaits).
+        if self.skills_loader is None:
+            return
+        for a in self.engine.agents.values():
+            if a.logged_in and a.agent_id not in self.skills and a.agent_id not in self._loading:
+                self._loading.add(a.agent_id)
+                self.engine._later(functools.partial(self._load_skills, a.agent_id))
+
+    async def _load_skills(self, agent: str) -> None:
+        assert self.skills_loader is not None
+        try:
+            skills = await self.skills_loader(agent)
+        except Exception as exc:  # a failed effect becomes an input, not just a log line
+            log.warning("inbound: skills of agent %s not loaded: %s", agent, exc)
+            skills = frozenset()
+        self.engine.post(AgentSkillsIn(agent, frozenset(skills)))
 
     def _publish(self) -> None:
         # The wallboard's queue row ("Replace one campaign's (or queue's) counters"), at most

@@ -106,3 +106,14 @@ async def test_callback_without_a_campaign_takes_the_failure_path(database: Data
         assert row.result == "ivr_completed"
         assert row.recording_path == "dialer-messages/c-nocampaign-1.wav"
         assert (await s.scalars(select(Callback))).all() == []
+
+
+async def test_agent_skills_come_from_languages_and_skills(database: Database) -> None:
+    from dialer.db.models import Agent
+
+    async with database.transaction() as s:
+        s.add(Agent(number="1001", name="Asha", languages=["hi", "en"], skills=["survey"]))
+    writer = database.ledger_writer()
+    recorder = DbInboundRecorder(database, writer, SiteSettings())
+    assert await recorder.agent_skills("1001") == frozenset({"hi", "en", "survey"})
+    assert await recorder.agent_skills("9999") == frozenset()

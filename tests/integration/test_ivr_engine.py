@@ -161,8 +161,14 @@ async def test_waiting_caller_gets_the_agent_before_outbound(rig: Rig) -> None:
 )
 async def test_long_inbound_wait_holds_outbound_launches(rig: Rig) -> None:
     engine = rig.engine
-    engine.inbound.skills.update({"1001": frozenset({"hi"}), "1002": frozenset({"en"})})
+    known = {"1001": frozenset({"hi"}), "1002": frozenset({"en"})}
+
+    async def skills_of(agent: str) -> frozenset[str]:  # as the database would answer
+        return known[agent]
+
+    engine.inbound.skills_loader = skills_of
     await login(engine, "1001", HINDI_CHAN, paused=True)  # the only Hindi speaker, on a break
+    await until(engine, lambda: "1001" in engine.inbound.skills)
     caller = FakeCaller(keys=["1", "0"])  # Hindi, wants a person
     call = asyncio.ensure_future(caller.run(rig.server.port))
     await caller.wait_for("EXEC StartMusicOnHold")
