@@ -748,6 +748,30 @@ def ivr_check(state: State, flows_file: Path | None) -> None:
         click.echo(f"  {did} ({status} now), silent caller: {path_taken}")
 
 
+@ivr.command("report")
+@click.option("--day", help="A day (YYYY-MM-DD, site time zone); default: today.")
+@click.option("--days", type=click.IntRange(1, 366), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@pass_state
+def ivr_report(state: State, day: str | None, days: int, as_json: bool) -> None:
+    """Inbound calls from the ledger: results, queue figures and service level, per DID."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from dialer.reports.inbound import report
+
+    settings = state.settings
+    zone = ZoneInfo(settings.site.timezone)
+    try:
+        first = dt.date.fromisoformat(day) if day else dt.datetime.now(zone).date()
+    except ValueError:
+        bad = f"{day!r} is not a date (YYYY-MM-DD)"
+        raise click.BadParameter(bad, param_hint="--day") from None
+    start = dt.datetime.combine(first, dt.time(), zone)
+    for line in report(settings, start, start + dt.timedelta(days=days), as_json):
+        click.echo(line)
+
+
 # --------------------------------------------------------------------------- run
 
 

@@ -183,6 +183,8 @@ class IvrHandler:
         try:
             await run.go()
         except (AgiHangup, AgiDeadChannel, _CallerGone):
+            if run.ticket is not None and run.queue_started is not None:
+                call.record.queue_wait_seconds = self.desk.now() - run.queue_started
             call.hung_up(in_queue=run.ticket is not None)
         except asyncio.CancelledError:
             call.fail("shutdown")
@@ -254,6 +256,7 @@ class _Run:
         self.call = call
         self.call_id = call_id
         self.ticket: QueueTicket | None = None
+        self.queue_started: float | None = None
         self.language = ""
         self.recording_no = 0
 
@@ -379,7 +382,7 @@ class _Run:
         if not desk.can_serve(action.skill):
             return ivr.QueueOutcome("no_agents")
         max_wait = action.max_wait_seconds or st.max_wait_seconds
-        started = desk.now()
+        started = self.queue_started = desk.now()
         caller = QueuedCaller(self.call_id, started, action.priority, action.skill, action.queue)
         self.ticket = ticket = desk.join(caller)
         next_announce = started + st.position_announce_seconds

@@ -117,3 +117,42 @@ async def test_agent_skills_come_from_languages_and_skills(database: Database) -
     recorder = DbInboundRecorder(database, writer, SiteSettings())
     assert await recorder.agent_skills("1001") == frozenset({"hi", "en", "survey"})
     assert await recorder.agent_skills("9999") == frozenset()
+
+
+async def test_ivr_report_from_the_ledger(database: Database) -> None:
+    from dialer.reports.inbound import by_did, load_inbound
+
+    await make_campaign(database, name="callbacks")
+    answered_quickly = FakeCaller(keys=["2", "0"], uniqueid="r-1")
+    gone = FakeCaller(keys=["2", "HANGUP"], uniqueid="r-2")
+    await run_calls(database, [gone], max_wait_seconds=5.0)
+    # one agent on the desk for the next call
+    writer = database.ledger_writer(flush_interval=0.01)
+    await writer.start()
+    desk = InboundDesk(InboundQueue())
+    desk.agent_ready("1001", "PJSIP/seat001-1", frozenset({"en"}))
+    handler = IvrHandler(
+        load_flows(None),
+        desk,
+        DbInboundRecorder(database, writer, SiteSettings()),
+        InboundSettings(),
+        wall_clock=lambda: NOON_IST,
+    )
+    router = AgiRouter()
+    router.add(ivr_script.ROUTE, handler)
+    server = AgiServer(AgiSettings(port=0), router)
+    await server.start()
+    try:
+        await asyncio.wait_for(answered_quickly.run(server.port), 10)
+        await writer.flush()
+    finally:
+        await server.close()
+        await writer.stop()
+    rows = await load_inbound(
+        database, NOON_IST - timedelta(hours=1), NOON_IST + timedelta(hours=1)
+    )
+    figures = by_did(rows, 20.0)
+    total = figures["all"]
+    assert total["calls"] == 2 and total["results"] == {"human": 1, "ivr_hangup": 1}
+    assert (total["offered"], total["answered"], total["abandoned"], total["left"]) == (1, 1, 0, 0)
+    assert total["service_level"] == 1.0 and figures["5551000"]["calls"] == 2
