@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from importlib import resources
 from typing import Any
 
@@ -34,6 +35,7 @@ SUNDAY = dt.datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 REPUBLIC_DAY = dt.datetime(2026, 1, 26, 6, 0, tzinfo=UTC)
 
 
+@functools.cache
 def shipped() -> ivr.FlowSet:
     text = resources.files("dialer.agi_scripts").joinpath("default_ivr.toml").read_text("utf-8")
     return ivr.parse_flow_text(text, "toml", "default_ivr.toml")
