@@ -789,6 +789,107 @@ def bench() -> None:
     """Benchmarks that print figures and ratios against a baseline in the same run."""
 
 
+@bench.command("pacing")
+@click.option(
+    "--scenario",
+    "scenario_names",
+    multiple=True,
+    default=("core", "stress", "grid"),
+    show_default=True,
+    help="core, stress, grid, or one scenario by name (repeatable).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Days of the core scenario.",
+)
+@click.option("--stress-days", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--grid-days", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--quick", is_flag=True, help="Core 3 days, stress 1 day, no grid: a smoke run.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    type=click.Choice(["predictive", "progressive", "ratio2", "vicidial"]),
+    help="Policies to compare (repeatable; default all four).",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--tick",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between pacer ticks.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes (default: one per CPU).",
+)
+@click.option(
+    "--latency/--no-latency",
+    default=True,
+    show_default=True,
+    help="Also time decide() at 1000 agents / 3000 calls ringing.",
+)
+@click.option(
+    "--chart",
+    "chart_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the occupancy-vs-abandonment PNG here.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the results table as Markdown here.",
+)
+def bench_pacing(
+    scenario_names: tuple[str, ...],
+    days: int,
+    stress_days: int,
+    grid_days: int,
+    quick: bool,
+    policies: tuple[str, ...],
+    seed: int,
+    tick: float,
+    workers: int | None,
+    latency: bool,
+    chart_path: Path | None,
+    markdown_path: Path | None,
+) -> None:
+    """Simulate campaign days and compare pacing policies (occupancy vs abandonment)."""
+    from dialer.pacing_sim.bench import run_benchmark, select_scenarios
+    from dialer.pacing_sim.policies import POLICIES
+
+    if quick:
+        days, stress_days = 3, 1
+        if scenario_names == ("core", "stress", "grid"):
+            scenario_names = ("core", "stress")
+    try:
+        scenarios = select_scenarios(
+            scenario_names, core_days=days, stress_days=stress_days, grid_days=grid_days
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    run_benchmark(
+        scenarios,
+        policies or POLICIES,
+        seed=seed,
+        tick=tick,
+        workers=workers,
+        latency=latency,
+        chart_path=chart_path,
+        markdown_path=markdown_path,
+        echo=click.echo,
+    )
+
+
 @bench.command("sim")
 @click.option("--calls", type=click.IntRange(1, 1000), default=1000, show_default=True)
 @click.option(

@@ -6,15 +6,16 @@ At each decision the pacer predicts, for every horizon k = 1..K seconds ahead,
   (from the talk and wrap-up distributions, conditioned on how long that agent has been busy);
 * demand D(k): live calls waiting plus each ringing call's chance of becoming a live answer by
   k (from the answer rate, live share and ring-time distributions, conditioned on how long it
-  has rung), plus n new calls.
+  has rung), plus the other calls launched now.
 
-Live answers beyond the agents available are lost, so the expected number of abandonments
-among the calls now in flight is about max_k E[(D(k) - S(k))+] (normal approximation of the
-sums of independent Bernoulli variables).  The pacer launches the largest n whose *marginal*
-call is abandoned with probability at most a threshold; the threshold is steered by the
-abandonment ledger: it grows while the day (and the 24 h and 30 day windows) are under budget
-and shrinks with every abandonment, so the realised rate converges under the target.
-Progressive dialing is a floor (it cannot abandon), and the fallback when data are missing.
+A new call answered live at horizon k is abandoned if the live answers before it already use
+up every agent free by k + grace, so its abandonment probability is the sum over k of
+P(live answer in second k) x P(D(k) >= S(k + grace)), with D - S, a sum of independent
+Bernoulli variables, taken as normal.  The pacer launches the largest n whose n-th call is
+abandoned with probability at most a threshold; the threshold is steered by the abandonment
+ledger: it grows while the day (and the 24 h and 30 day windows) are under budget and shrinks
+with every abandonment, so the realised rate settles under the target.  Progressive dialing
+is a floor (it cannot abandon) and the fallback while data are missing or agents are few.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from dialer.pacing.estimators import (
 from dialer.pacing.events import (
     CallAbandoned,
     CallAnswered,
-    CallLaunched,
     CallUnanswered,
     PacingEvent,
     PacingSnapshot,
@@ -54,8 +54,8 @@ WRAP_BINS = 900  # 15 minutes of wrap-up
 REBUILD_EVERY = 32  # observations between rebuilds of the prediction tables
 FAST_MEMORY = 60.0  # calls: the short memory that notices a sudden change
 SLOW_MEMORY = 400.0  # calls: the long memory
-LAUNCH_MEMORY = 60.0  # seconds over which the launch rate is averaged
 DURATION_MEMORY = 600.0  # talks / wrap-ups remembered
+CONTINUITY = 0.5  # X is an integer: P(X >= 0) = P(X > -0.5)
 SQRT2 = math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -138,15 +138,12 @@ class PredictivePacer:
         abandon_after_seconds: float = 2.0,
         min_agents: int = 5,
         horizon_seconds: int = 30,
-        safety_margin: float = 0.1,
-        threshold: float = 0.12,
+        safety_margin: float = 0.08,
+        threshold: float = 0.015,
         threshold_gain: float = 0.25,
         max_calls_per_agent: float = 10.0,
         warmup_calls: int = 60,
         warmup_talks: int = 40,
-        future_weight: float = 0.0,
-        marginal_method: str = "density",
-        continuity: float = 0.5,
         history: tuple[LedgerBucket, ...] = (),
     ) -> None:
         if not 0.0 < target_abandon_rate < 1.0:
@@ -169,11 +166,6 @@ class PredictivePacer:
         self.warmup_talks = warmup_talks
         self.ledger = AbandonLedger(history)
         self.last_decision: PacingDecision | None = None
-        self.future_weight = future_weight
-        self.marginal_method = marginal_method
-        self.continuity = continuity
-        self._launch_rate = 0.0  # launches per second, exponentially weighted over a minute
-        self._launch_at: float | None = None
 
         # Priors: a typical outbound campaign; they only matter until data arrive.
         self.answer_fast = DecayedRate(0.3, 5.0, FAST_MEMORY)
@@ -195,7 +187,6 @@ class PredictivePacer:
         self._signed = np.zeros((3 * ROWS, k))
         self._var = np.zeros((3 * ROWS, k))
         self._q = np.zeros(k)
-        self._q_before = np.zeros(k)  # sum of q over the horizons before each one
         self._dq = np.zeros(k)  # a new call's chance of a live answer in each second
         self._estimates: PacingEstimates | None = None
 
@@ -203,10 +194,6 @@ class PredictivePacer:
 
     def observe(self, event: PacingEvent) -> None:
         """Learn from one event (in time order); rebuild the prediction tables now and then."""
-        if isinstance(event, CallLaunched):
-            self._launch_rate = self._launch_rate_at(event.at) + 1.0 / LAUNCH_MEMORY
-            self._launch_at = event.at
-            return
         if isinstance(event, CallAnswered):
             self._answered(event.ring_seconds, True)
             self.live_fast.add(event.live)
@@ -223,15 +210,9 @@ class PredictivePacer:
         elif isinstance(event, WrapEnded):
             self.wrap.add(event.wrap_seconds)
             self._busy_dirty += 1
-        else:  # CallConnected: the snapshot already tells what it changes
+        else:  # CallLaunched, CallConnected: the snapshot already tells what they change
             return
         self._maybe_rebuild()
-
-    def _launch_rate_at(self, now: float) -> float:
-        """The recent launch rate, decayed to ``now``."""
-        if self._launch_at is None:
-            return 0.0
-        return self._launch_rate * math.exp(-max(0.0, now - self._launch_at) / LAUNCH_MEMORY)
 
     def _answered(self, ring_seconds: float, answered: bool) -> None:
         self.answer_fast.add(answered)
@@ -290,7 +271,6 @@ class PredictivePacer:
         pa = np.where(still[:, None] > 1e-9, gain / np.maximum(still[:, None], 1e-9), 0.0)
         self._store(2, np.clip(pa, 0.0, 1.0), 1.0)
         self._q = self._signed[2 * ROWS].copy()
-        self._q_before = np.concatenate([[0.0], np.cumsum(self._q)[:-1]])
         self._dq = np.diff(np.concatenate([[0.0], self._q]))
 
     def _rebuild_busy(self) -> None:
@@ -353,7 +333,7 @@ class PredictivePacer:
             view.last_30d.slack(self.target),
         )
         value = self.threshold0 * math.exp(self.threshold_gain * min(slack, 20.0))
-        return min(max(value, 0.002), 0.6)
+        return min(max(value, 0.002), 0.45)
 
     def decide(self, snapshot: PacingSnapshot) -> int:
         """How many calls to launch now."""
@@ -400,11 +380,6 @@ class PredictivePacer:
         cap = int(self.max_calls_per_agent * agents) + 1
         room = max(0, cap - len(snapshot.ringing) - len(snapshot.waiting))
         q = self._q
-        # The calls this pacer will go on launching in the next seconds compete with the ones
-        # launched now for the same agents (a later call can be answered sooner): count them.
-        future = self.future_weight * self._launch_rate_at(snapshot.now) * self._q_before
-        mean0 = mean0 + future
-        var0 = var0 + future
         n, overflow, marginal = self._largest_safe(mean0, var0, q, theta, room)
         reason: Reason = "model"
         if n >= room:
@@ -444,10 +419,10 @@ class PredictivePacer:
     ) -> tuple[int, float, float]:
         """The largest n <= room whose n-th call is abandoned with probability <= theta.
 
-        Returns n, the expected abandonments with n launched, and the n-th call's
-        abandonment probability.  The overflow is convex in n, so the marginal grows with n;
-        the search only looks between the n where every horizon is safely short of agents
-        (marginal ~ 0) and the n where a late horizon is surely over (marginal ~ 1).
+        Returns n, the expected abandonments (max over horizons of E[(D - S)+]) with n
+        launched, and the n-th call's abandonment probability.  That probability grows with
+        n, so the search only looks between the n where every horizon is safely short of
+        agents (probability ~ 0) and the n where the late horizons are surely over (>= 0.5).
         """
         q_live = float(q[-1])
         if room <= 0 or q_live <= 1e-9:
@@ -494,17 +469,14 @@ class PredictivePacer:
         step: int,
     ) -> FloatArray:
         """Abandonment probability of the last call of each step ns[i] -> ns[i + 1]."""
-        if self.marginal_method == "overflow":
-            over = self._overflow(mean0, var0, q, v, ns)
-            result: FloatArray = np.diff(over) / (float(q[-1]) * step)
-            return result
         # The call answered live at horizon k is lost if the live answers before it already
         # use up every agent free by k + grace: P(D_k - S_k >= 0), integer-corrected.
         before = ns[1:] - 1.0
         mean = mean0[None, :] + before[:, None] * q[None, :]
         sd = np.sqrt(var0[None, :] + before[:, None] * v[None, :] + 1e-12)
-        lost = normal_cdf((mean + self.continuity) / sd)
-        result = (lost @ self._dq) / float(q[-1])
+        z = (-CONTINUITY - mean) / sd
+        lost = 1.0 - normal_cdf(z)
+        result: FloatArray = (lost @ self._dq) / float(q[-1])
         return result
 
     def _scan(
