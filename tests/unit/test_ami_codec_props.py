@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dialer.protocol.ami import (
+    ActionTracker,
     AmiDecoder,
     AmiProtocolError,
     Frame,
@@ -136,3 +137,72 @@ def test_header_splitting_follows_the_stated_policy(lines: list[str], crlf: bool
     frames = AmiDecoder(expect_banner=False).feed(text.encode("utf-8"))
     assert len(frames) == 1 and isinstance(frames[0], Message)
     assert list(frames[0].headers) == reference_headers("\n".join(lines))
+
+
+@st.composite
+def interleaved_actions(draw: st.DrawFn) -> tuple[list[Message], dict[str, list[str]], set[str]]:
+    """Several actions' answers, each in its own order, interleaved with unrelated events.
+
+    Returns the messages, the expected list items per list action, and the plain actions.
+    """
+    n = draw(st.integers(1, 6))
+    streams: list[list[Message]] = []
+    lists: dict[str, list[str]] = {}
+    plain: set[str] = set()
+    for i in range(n):
+        aid = f"act-{i}"
+        if draw(st.booleans()):
+            items = [f"{aid}-item{k}" for k in range(draw(st.integers(0, 4)))]
+            lists[aid] = items
+            stream = [Message((("Response", "Success"), ("ActionID", aid), ("EventList", "start")))]
+            stream += [Message((("Event", "Item"), ("ActionID", aid), ("Tag", t))) for t in items]
+            stream.append(
+                Message(
+                    (
+                        ("Event", "ItemsComplete"),
+                        ("ActionID", aid),
+                        ("EventList", "Complete"),
+                        ("ListItems", str(len(items))),
+                    )
+                )
+            )
+        else:
+            plain.add(aid)
+            status = draw(st.sampled_from(["Success", "Error"]))
+            stream = [Message((("Response", status), ("ActionID", aid)))]
+            if draw(st.booleans()):  # e.g. OriginateResponse after the Response
+                stream.append(Message((("Event", "OriginateResponse"), ("ActionID", aid))))
+        streams.append(stream)
+    noise = draw(st.integers(0, 5))
+    streams.append([Message((("Event", "Newexten"), ("Uniqueid", f"n{k}"))) for k in range(noise)])
+    merged: list[Message] = []
+    cursors = [0] * len(streams)
+    while any(c < len(s) for c, s in zip(cursors, streams, strict=True)):
+        ready = [i for i, s in enumerate(streams) if cursors[i] < len(s)]
+        pick = draw(st.sampled_from(ready))
+        merged.append(streams[pick][cursors[pick]])
+        cursors[pick] += 1
+    return merged, lists, plain
+
+
+@given(case=interleaved_actions())
+def test_tracker_any_interleaving_gives_each_action_one_complete_result(
+    case: tuple[list[Message], dict[str, list[str]], set[str]],
+) -> None:
+    messages, lists, plain = case
+    tracker = ActionTracker()
+    for aid in [*lists, *plain]:
+        tracker.start(aid)
+    results = {}
+    for msg in messages:
+        done = tracker.feed(msg)
+        if done is not None:
+            assert done.action_id not in results
+            results[done.action_id] = done
+    assert set(results) == set(lists) | plain
+    assert len(tracker) == 0
+    for aid, items in lists.items():
+        assert [e["Tag"] for e in results[aid].events] == items
+        assert results[aid].complete is not None
+    for aid in plain:
+        assert results[aid].events == () and results[aid].complete is None
