@@ -509,3 +509,35 @@ async def test_garbage_from_asterisk_never_kills_run(seed: int) -> None:
         assert not task.done()
         pong = await client.action("Ping")
         assert pong.response["Ping"] == "Pong"
+
+
+async def test_a_slow_subscriber_is_not_mistaken_for_a_dead_link() -> None:
+    """Back-pressure from a full event queue must not trip the watchdog."""
+    fake = FakeAmi(secret=SECRET)
+    async with running(fake, event_queue_size=10, ping_interval=0.05, dead_after=0.3) as (
+        client,
+        links,
+        _,
+    ):
+        release = asyncio.Event()
+        got: list[str] = []
+        all_in = asyncio.Event()
+
+        async def slow(msg: Message) -> None:
+            await release.wait()
+            got.append(msg["N"] or "")
+            if len(got) == 40:
+                all_in.set()
+
+        client.subscribe(slow, "Tick")
+        await links.wait(1)
+        for i in range(40):
+            fake.conns[0].event("Tick", ("N", str(i)))
+        # Blocked for three times dead_after: no reconnect may happen meanwhile.
+        with pytest.raises(TimeoutError):
+            await links.wait(2, limit=1.0)
+        release.set()
+        await asyncio.wait_for(all_in.wait(), 5)
+        assert got == [str(i) for i in range(40)]
+        assert len(fake.conns) == 1 and client.connected
+        await client.action("Ping")
