@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from dialer.domain import ivr
@@ -455,3 +455,120 @@ def test_any_input_ends_in_a_defined_finish(
         action = call.resume(outcome)
     assert call.record.result is not None
     assert call.record.path[-1] == call.record.last_node
+
+
+# --------------------------------------------------------------------------- the validator's claim
+
+
+@st.composite
+def random_flow(draw: st.DrawFn) -> dict[str, Any]:
+    """Random graphs of every node type.  Edges taken without a key point forward, except in
+    "wild" graphs (any target, any missing key), so both accepted and rejected flows come up."""
+    n = draw(st.integers(2, 9))
+    names = [f"n{i}" for i in range(n)]
+    wild = draw(st.integers(0, 4)) == 0
+    nodes: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        ahead = st.sampled_from(names if wild or i == n - 1 else names[i + 1 :])
+        anywhere = st.sampled_from(names)
+        kinds = (
+            ["hangup"]
+            if i == n - 1 and not wild
+            else [
+                "menu",
+                "play",
+                "goto",
+                "hangup",
+                "collect",
+                "survey",
+                "record",
+                "callback",
+                "queue",
+                "language",
+            ]
+        )
+        kind = draw(st.sampled_from(kinds))
+        node: dict[str, Any] = {"type": kind}
+        if kind in ("menu", "survey", "collect", "language", "play"):
+            node["prompt"] = "p"
+        if kind == "menu":
+            keys = draw(
+                st.lists(st.sampled_from("0123456789"), min_size=1, max_size=3, unique=True)
+            )
+            node["choices"] = {k: draw(anywhere) for k in keys}  # key loops are allowed
+            node["retries"] = draw(st.integers(0, 2))
+        if kind == "survey":
+            node["question"] = "q"
+            node["choices"] = {"1": "yes", "2": "no"}
+        if kind == "collect":
+            node["save_as"] = "x"
+            node["max_digits"] = 3
+        if kind == "language":
+            node["choices"] = {"1": "en"}
+        if kind == "goto":
+            node["target"] = draw(ahead)
+        if kind in ("collect", "survey"):
+            node["next"] = draw(anywhere)  # taken after a valid key
+        if kind in ("play", "record", "callback", "language"):
+            node["next"] = draw(ahead)
+        if kind in ("menu", "collect", "survey", "callback") and (not wild or draw(st.booleans())):
+            node["on_failure"] = draw(ahead)
+        if kind == "queue":
+            node["on_timeout"] = draw(ahead)
+        nodes[name] = node
+    # keep what the start reaches (an orphan is rejected, which a wild graph still tests)
+    if not wild:
+        seen: set[str] = set()
+        todo = ["n0"]
+        while todo:
+            cur = todo.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            node = nodes[cur]
+            todo += [
+                v
+                for k, v in node.items()
+                if k in ("target", "next", "on_failure", "on_timeout") and v in nodes
+            ]
+            if node["type"] == "menu":
+                todo += list(node["choices"].values())
+        nodes = {k: v for k, v in nodes.items() if k in seen}
+    return {
+        "languages": ["en"],
+        "prompts": {"en": {"p": "x"}},
+        "dids": {"default": {"flow": "f"}},
+        "flows": {"f": {"start": "n0", "nodes": nodes}},
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_flow(), st.lists(st.text(alphabet="0123456789", max_size=2), max_size=30))
+def test_accepted_flows_always_end_for_a_silent_caller(
+    data: dict[str, Any], keys: list[str]
+) -> None:
+    """Whatever the validator accepts, silence ends the call without the loop guard, and any
+    keys followed by silence end it too (bounded by the keys pressed)."""
+    try:
+        fs = ivr.parse_flow_set(data)
+    except FlowError as exc:
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+        event("rejected")
+        return
+    event("accepted")
+    n_nodes = len(fs.flows["f"].nodes)
+    path = ivr.walk_silently(fs, "1", OPEN)
+    assert len(path) <= n_nodes  # silent edges are acyclic: no node twice
+    call = IvrCall(fs, "1", "+919812345678", OPEN)
+    action = call.start()
+    feed = iter(keys)
+    while not isinstance(action, Finish):
+        outcome: ivr.Outcome = Done()
+        if isinstance(action, Ask):
+            outcome = Digits(next(feed, ""))
+        elif isinstance(action, JoinQueue):
+            outcome = QueueOutcome("timeout")
+        elif isinstance(action, RecordMessage):
+            outcome = Recorded(None)
+        action = call.resume(outcome)
+    assert action.label != "loop_guard"
