@@ -53,3 +53,16 @@ def test_bench_ami_prints_figures_and_a_ratio() -> None:
     assert result.exit_code == 0, result.output
     assert re.search(r"ratio ours/panoramisk \(route\): +\d+\.\d\dx", result.output)
     assert "panoramisk 1.4" in result.output and "msgs/s" in result.output
+
+
+def test_panoramisk_is_only_the_benchmark_baseline() -> None:
+    from pathlib import Path
+
+    import dialer
+
+    root = Path(dialer.__file__).parent
+    imports = re.compile(r"^\s*(from|import)\s+panoramisk", re.MULTILINE)
+    users = sorted(
+        str(p.relative_to(root)) for p in root.rglob("*.py") if imports.search(p.read_text())
+    )
+    assert users == ["bench_ami.py"]
