@@ -464,3 +464,41 @@ def test_any_valid_site_renders_a_consistent_dialplan(settings: Settings) -> Non
         + settings.asterisk.supervisor_count
         + len(settings.asterisk.trunks)
     )
+
+
+def _option_keys(files: dict[str, str]) -> dict[str, set[str]]:
+    """file -> every ``key`` set in it (event filters count as one key, ``eventfilter``)."""
+    keys: dict[str, set[str]] = {}
+    for name, text in files.items():
+        if name == "extensions.conf":
+            continue
+        found = {k.split("(")[0] for _, body in parse_sections(text) for k in body}
+        keys[name] = found
+    return keys
+
+
+def test_config_options_are_from_the_lab_files_or_flagged(traces_dir: Path) -> None:
+    """Options the lab's own Asterisk 22 files used are known to load; the rest are listed."""
+    lab = traces_dir.parent / "lab-conf"
+    readme = (traces_dir.parent / "README.md").read_text(encoding="utf-8")
+    used: dict[str, set[str]] = {}
+    for settings in SITES.values():
+        files, _ = render_files(settings, fake_secrets(settings))
+        for name, keys in _option_keys(files).items():
+            used.setdefault(name, set()).update(keys)
+    doc = (DOCS / "asterisk.md").read_text(encoding="utf-8")
+    section = doc.split("## Options not in the lab files", 1)[1].split("\n## ", 1)[0]
+    for name, keys in sorted(used.items()):
+        lab_file = lab / name
+        lab_keys = (
+            {k.split("(")[0] for _, body in parse_sections(lab_file.read_text()) for k in body}
+            if lab_file.exists()
+            else set()
+        )
+        for key in sorted(keys - lab_keys):
+            if name == "amd.conf":
+                assert f"{key} " in readme, f"amd.conf {key} not in the README's AMD settings"
+            else:
+                assert f"`{name}`: " in section, f"{name} missing in docs/asterisk.md"
+                line = section.split(f"`{name}`: ", 1)[1].split("\n", 1)[0]
+                assert f"`{key}`" in line, f"{name} option {key} not flagged in docs/asterisk.md"
