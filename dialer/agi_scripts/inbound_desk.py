@@ -87,6 +87,10 @@ class QueueDesk(Protocol):
         """The queue's clock (monotonic seconds)."""
         ...
 
+    def real(self, seconds: float) -> float:
+        """Real seconds for a duration on the queue's clock (a scaled clock in the demo)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Agent:
@@ -163,10 +167,16 @@ def make_queue(settings: InboundSettings) -> InboundQueue:
 class InboundDesk:
     """Owns an :class:`InboundQueue` and the ready agents; matches them as things change."""
 
-    def __init__(self, queue: InboundQueue, clock: Callable[[], float] = time.monotonic) -> None:
-        """``clock`` is the monotonic clock (a simulated one in the benchmark)."""
+    def __init__(
+        self,
+        queue: InboundQueue,
+        clock: Callable[[], float] = time.monotonic,
+        speed: float = 1.0,
+    ) -> None:
+        """``clock`` is the monotonic clock; ``speed`` how much faster it runs than real time."""
         self.queue = queue
         self._clock = clock
+        self.speed = speed
         self._agents: dict[str, _Agent] = {}
         self._tickets: dict[str, _Ticket] = {}
         self.on_reserved: Callable[[AgentOffer], None] | None = None  # e.g. tell the pacer
@@ -174,6 +184,10 @@ class InboundDesk:
     def now(self) -> float:
         """The desk's clock."""
         return self._clock()
+
+    def real(self, seconds: float) -> float:
+        """Real seconds for ``seconds`` of the desk's clock (``speed`` > 1: a scaled clock)."""
+        return max(seconds, 0.0) / self.speed
 
     # -- agents
 

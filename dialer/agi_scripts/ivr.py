@@ -396,7 +396,7 @@ class _Run:
             if not music:
                 music = await self._music(True, music)
             budget = max(0.0, min(started + max_wait, next_announce) - now)
-            offer = await self._offer_or_hangup(ticket, budget)
+            offer = await self._offer_or_hangup(ticket, desk.real(budget))
             if self.s.hung_up:
                 raise _CallerGone("hung up in the queue")
             if offer is not None:

@@ -322,3 +322,7 @@ class EngineDesk:
     def now(self) -> float:
         """The engine's clock."""
         return self.engine.clock.now()
+
+    def real(self, seconds: float) -> float:
+        """Real seconds for a duration on the engine's (possibly scaled) clock."""
+        return self.engine.clock.real(seconds)
