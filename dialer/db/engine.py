@@ -33,10 +33,21 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEng
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # A deferred transaction that reads, then writes after another connection committed fails
+    # with "database is locked" (stale WAL snapshot) after waiting the whole busy timeout; the
+    # hopper and the ledger writer hit that constantly.  Taking the write lock at BEGIN makes
+    # transactions queue on busy_timeout instead, and never fail for it.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN (pysqlite's own implicit BEGIN is deferred).
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
