@@ -40,6 +40,7 @@ from dialer.domain.results import (
 )
 from dialer.engine import commands as cmds
 from dialer.engine.commands import Command, Reply
+from dialer.engine.inbound import EngineInbound
 from dialer.engine.inputs import (
     ActionDoneIn,
     AmiEvent,
@@ -73,7 +74,6 @@ from dialer.engine.ports import (
     RealClock,
     Store,
 )
-from dialer.engine.inbound import EngineInbound
 from dialer.engine.trunks import TrunkGate, dial_string
 from dialer.protocol.ami import Message
 
@@ -87,7 +87,7 @@ ABANDON_MARGIN = 0.15
 # Unanswered calls: wait this long after the last channel's Hangup for the other leg's cause.
 FINALIZE_GRACE = 0.3
 # Keep this many leads reserved ahead per ready agent (the hopper is a database round trip).
-BUFFER_PER_AGENT = 2
+BUFFER_PER_AGENT = 3
 BUFFER_MIN = 4
 # A call that hears nothing for this long (beyond its ring timeout) is checked against Asterisk.
 STALE_AFTER = 60.0
@@ -159,6 +159,7 @@ class CampaignRun:
     exhausted_until: float = 0.0
     counters: dict[str, float] = field(default_factory=dict)
     last_decision: int = 0
+    fetch_failed: bool = False
 
 
 @dataclass(slots=True)
@@ -227,6 +228,7 @@ class Engine:
         self._done: asyncio.Event = asyncio.Event()
         self._wrapup_grace = 5.0
         self._reconciling = False
+        self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         # Lead ids of calls already ended, kept while their agent wraps up.
         self._ended_leads: dict[str, int] = {}
         # inbound (issue 10): the IVR callers' queue lives here, in the single writer.
@@ -255,6 +257,43 @@ class Engine:
         self.post(make(fut))
         return await fut
 
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until ``predicate()`` holds after some input was applied (TimeoutError if not)."""
+        if predicate():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, fut)
+        self._watchers.append(entry)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        finally:
+            if entry in self._watchers:
+                self._watchers.remove(entry)
+
+    def _check_watchers(self) -> None:
+        for predicate, fut in list(self._watchers):
+            if fut.done():
+                continue
+            try:
+                if predicate():
+                    fut.set_result(None)
+            except Exception as exc:
+                fut.set_exception(exc)
+
+    def idle(self, campaign_id: int) -> bool:
+        """Nothing left to do for a campaign now: no lead buffered or dialable, no call up."""
+        run = self.campaigns.get(campaign_id)
+        if run is None:
+            return True
+        busy = any(c.state.campaign == str(campaign_id) for c in self.calls.values())
+        dry = (
+            not run.buffer
+            and not run.fetching
+            and not run.fetch_failed
+            and run.exhausted_until > self.clock.now()
+        )
+        return dry and not busy
+
     async def barrier(self) -> None:
         """Return once every input posted before this call has been applied."""
         await self.ask(BarrierIn)
@@ -276,7 +315,11 @@ class Engine:
                 except Exception:  # a bug in one transition must not stop the dialer
                     log.exception("engine: applying %s failed", type(item).__name__)
                 self._run_effects()
+                if self._watchers:
+                    self._check_watchers()
                 if self.stopping and self._drained():
+                    self._settle_wrapups()
+                    self._run_effects()
                     break
         finally:
             ticker.cancel()
@@ -304,7 +347,7 @@ class Engine:
     # ------------------------------------------------------------------ the loop's helpers
 
     async def _ticker(self) -> None:
-        interval = max(self.clock.real(self.settings.engine.tick_interval), 0.02)
+        interval = max(self.clock.real(self.settings.engine.tick_interval), 0.05)
         interval = min(interval, self.settings.engine.tick_interval)
         while True:
             await asyncio.sleep(interval)
@@ -341,6 +384,13 @@ class Engine:
         handle = self._timers.pop((kind, key), None)
         if handle is not None:
             handle.cancel()
+
+    def _settle_wrapups(self) -> None:
+        """At shutdown no wrap-up session will finish: record the default dispositions."""
+        for a in list(self.agents.values()):
+            if a.status is S.WRAPUP:
+                self._write_disposition(a, None, default=True)
+                self._agent_event(a.agent_id, AgentEvent.WRAPUP_DONE)
 
     def _drained(self) -> bool:
         active = [c for c in self.calls.values() if c.state.phase is not CallPhase.ENDED]
@@ -880,6 +930,8 @@ class Engine:
             return  # inbound (issue 10): a caller waits too long; free agents go to them
         want = int(pacer.decide(self.snapshot(cid, now)))
         run.last_decision = want
+        if want > 20:
+            log.info("pacer: %s", getattr(pacer, "last_decision", None))
         if want <= 0:
             return
         gate = self.trunks.get(run.config.trunk) or self._default_gate(run.config.trunk)
@@ -900,7 +952,7 @@ class Engine:
             return
         agents = sum(1 for a in self.agents.values() if a.campaign == str(cid) and a.logged_in)
         target = max(BUFFER_MIN, BUFFER_PER_AGENT * agents)
-        if len(run.buffer) >= target // 2 + 1:
+        if len(run.buffer) >= (2 * target) // 3 + 1:
             return
         run.fetching = True
         count = target - len(run.buffer)
@@ -920,9 +972,18 @@ class Engine:
             return
         run.fetching = False
         fresh = [t for t in item.tickets if t.lead_id not in self.leads_in_flight]
+        log.debug(
+            "hopper: campaign %s gave %d lead(s) (%d new)%s",
+            item.campaign_id,
+            len(item.tickets),
+            len(fresh),
+            f"; {item.error}" if item.error else "",
+        )
+        run.fetch_failed = bool(item.error)
         if item.error:
             log.warning("engine: hopper for campaign %s failed: %s", item.campaign_id, item.error)
-        if not fresh:
+            run.exhausted_until = self.clock.now() + 1.0
+        elif not fresh:
             # Nothing dialable now: ask again a little later, not on every tick.
             run.exhausted_until = self.clock.now() + 5.0
         if run.config.status != "running" or self.stopping:
@@ -1140,7 +1201,7 @@ class Engine:
             call = self.calls.get(msg.get("Call") or "")
             if call is not None and not call.connected:
                 # FastAGI unreachable: the dialplan plays the message itself (trace 32).
-                self._abandon(call)
+                self._abandon(call, "dialplan")
         elif kind == "agentwrapup":
             agent_id = msg.get("Agent") or ""
             a = self.agents.get(agent_id)
@@ -1186,7 +1247,7 @@ class Engine:
                 call.last_news = self.clock.now()
                 if call.live and not call.connected and call.state.phase is not CallPhase.ENDED:
                     # The person left while waiting for an agent: abandoned (DESIGN).
-                    self._abandon(call)
+                    self._abandon(call, "left_waiting")
                 grace = 0.0 if call.classified else FINALIZE_GRACE
                 self._timer("finalize", call.state.call_id, self.clock.now() + grace)
             return
@@ -1268,11 +1329,17 @@ class Engine:
             return
         call.channel = item.channel or call.channel
         call.seen_channel = True
+        run = self.campaigns.get(int(call.state.campaign))
         if item.amd_status and not call.classified:
             self._verdict(call, item.amd_status, item.amd_cause)
         elif not call.classified:
+            amd_on = self.settings.asterisk.amd and (run is None or run.config.amd_action != "off")
+            if amd_on and not call.amd_status and item.amd_status != "-":
+                # The AMI events with the verdict have not come (link down?): the FastAGI
+                # session must read AMDSTATUS itself and ask again.
+                item.reply.set_result(HandoffPlan("need_amd"))
+                return
             self._verdict(call, call.amd_status)
-        run = self.campaigns.get(int(call.state.campaign))
         if not call.live:
             if run is not None and run.config.amd_action == "message" and run.config.amd_message:
                 if normalise_amd_status(call.amd_status) == "MACHINE":
@@ -1284,6 +1351,11 @@ class Engine:
             item.reply.set_result(HandoffPlan("abandon", prompt=self._abandon_prompt(run)))
             return
         call.plan = item.reply
+        log.debug(
+            "call %s: hand-off asked %.1f ms after the verdict",
+            call.state.call_id,
+            (time.perf_counter() - call.live_perf) * 1000 if call.live_perf else -1.0,
+        )
         self._offer(call)
 
     def _offer(self, call: CallTrack) -> None:
@@ -1348,6 +1420,13 @@ class Engine:
                 item.reply.set_result(HandoffPlan("hangup"))
             return
         # NONEXISTENT / FAILURE / LOOP: this agent's line is not usable (trace 31).
+        log.info(
+            "call %s: bridge to agent %s gave %s (agent %s)",
+            item.call_id,
+            item.agent,
+            result,
+            a.status.value if a else "?",
+        )
         if a is not None and a.status is S.RESERVED and a.call_id == item.call_id:
             if result == "NONEXISTENT":
                 self._logout(item.agent, "line gone")
@@ -1363,13 +1442,20 @@ class Engine:
                 self._requeue(call)
             self._offer(call)
         elif call.plan is not None and not call.plan.done():
-            self._abandon(call)
+            self._abandon(call, "no_time")
 
-    def _abandon(self, call: CallTrack) -> None:
+    def _abandon(self, call: CallTrack, why: str) -> None:
         if call.connected or call.state.phase is CallPhase.ENDED:
             return
         run = self.campaigns.get(int(call.state.campaign))
         if not call.abandoned:
+            log.info(
+                "call %s abandoned (%s) after %.2f s waiting; %d ready",
+                call.state.call_id,
+                why,
+                self.clock.now() - (call.state.live_at or self.clock.now()),
+                sum(1 for a in self.agents.values() if a.status is S.READY),
+            )
             call.abandoned = True
             now = self.clock.now()
             if run is not None:
@@ -1398,7 +1484,7 @@ class Engine:
             # No agent reserved in time: abandon.  A reserved agent is being bridged right now
             # (single-digit ms); that hand-off is let through.
             if not call.connected and not call.state.agent_id:
-                self._abandon(call)
+                self._abandon(call, "deadline")
         elif item.kind == "finalize":
             self._finalize(call)
         elif item.kind == "stale":
@@ -1413,7 +1499,7 @@ class Engine:
         now = self.clock.now()
         run = self.campaigns.get(int(call.state.campaign))
         if call.live and not call.connected and not call.abandoned:
-            self._abandon(call)
+            self._abandon(call, "finalize")
         facts = CallFacts(
             answered=call.state.answered_at is not None,
             originate_reason=call.originate_reason,

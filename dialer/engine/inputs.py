@@ -21,7 +21,7 @@ from dialer.protocol.ami import Message
 class HandoffPlan:
     """What the customer's FastAGI session must do next."""
 
-    action: str  # "bridge" | "abandon" | "hangup" | "message"
+    action: str  # "bridge" | "abandon" | "hangup" | "message" | "need_amd" (read AMDSTATUS)
     agent: str = ""
     channel: str = ""  # the agent's full channel name (Bridge matches a prefix: trace 31)
     prompt: str = ""  # abandonment or answering-machine message

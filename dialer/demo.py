@@ -1,0 +1,303 @@
+"""The embedded world: seed a database, start the simulator, run the real controller against it.
+
+``Rig`` is what ``dialer demo``, the end-to-end tests and ``dialer bench handoff`` share: a
+fresh database with one campaign, its agents and leads over a district hierarchy, the PBX
+simulator on a loopback port, and the real :class:`dialer.app.Controller` talking to it over
+TCP (AMI and FastAGI), all on one scaled clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import socket
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dialer.app import Controller
+from dialer.config import (
+    AgiSettings,
+    AmiSettings,
+    AsteriskSettings,
+    DatabaseSettings,
+    EngineSettings,
+    Settings,
+    SiteSettings,
+    TrunkSettings,
+)
+from dialer.engine.ports import ScaledClock
+
+log = logging.getLogger("dialer.demo")
+
+DISTRICT = ("D01", "Varanasi")
+MANDALS = ("Kashi", "Sarnath", "Ramnagar", "Shivpur", "Lohta", "Chiraigaon")
+HINDI_NAMES = ("Asha", "Ravi", "Sunita", "Vikram", "Meena", "Arjun", "Pooja", "Suresh", "Kavita")
+SURNAMES = ("Sharma", "Verma", "Yadav", "Patel", "Singh", "Gupta", "Mishra", "Tiwari")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RigSpec:
+    """What to build: sizes, speed, outcome mix and campaign settings."""
+
+    agents: int = 35
+    leads: int = 3000
+    speed: float = 20.0
+    seed: int = 1
+    db_url: str = ""
+    dial_mode: str = "predictive"
+    phones: Sequence[str] = ()  # explicit numbers (pinned outcomes); else random mobiles
+    lead_zones: Sequence[str] = ("Asia/Kolkata",)
+    window: tuple[str, str] = ("00:00", "23:59")
+    dnc: Sequence[str] = ()
+    wrapup_seconds: float = 30.0
+    abandon_after: float = 2.0
+    pacing_target: float = 3.0
+    profile: Any = None
+    trunk_channels: int = 200
+    trunk_cps: float = 50.0
+    owner: str = "rig-ctl"
+    agent_overrides: dict[str, Any] = field(default_factory=dict)
+    called_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def agent_numbers(n: int) -> list[str]:
+    """Agent numbers 1001, 1002, ..."""
+    return [str(1001 + i) for i in range(n)]
+
+
+def agent_pin(number: str) -> str:
+    """The demo's PIN for an agent (the demo is a toy: PINs are derived, not secret)."""
+    return str(int(number) * 7 % 9000 + 1000)
+
+
+async def seed_database(db: Any, spec: RigSpec) -> dict[str, Any]:
+    """Create the campaign, agents (hashed PINs) and leads over the district's hierarchy."""
+    from dialer.db.agents import add_agent
+    from dialer.db.campaigns import create_campaign
+    from dialer.db.models import Dnc, Lead
+
+    rng = random.Random(spec.seed)
+    name = "district-outreach"
+    async with db.transaction() as s:
+        campaign = await create_campaign(
+            s,
+            name,
+            status="running",
+            dial_mode=spec.dial_mode,
+            pacing_target=spec.pacing_target,
+            calling_start=spec.window[0],
+            calling_end=spec.window[1],
+            calling_days="all",
+            timezone="Asia/Kolkata",
+            wrapup_seconds=spec.wrapup_seconds,
+            caller_id='"District Office" <5551000>',
+            max_attempts=3,
+        )
+        cid = campaign.id
+    for number in agent_numbers(spec.agents):
+        async with db.transaction() as s:
+            await add_agent(
+                s,
+                number,
+                f"{rng.choice(HINDI_NAMES)} {rng.choice(SURNAMES)}",
+                agent_pin(number),
+                campaigns=[name],
+                languages=["hi", "en"],
+            )
+    phones = list(spec.phones) or _mobiles(rng, spec.leads)
+    rows = []
+    for i, phone in enumerate(phones[: spec.leads] if not spec.phones else phones):
+        mandal = MANDALS[i % len(MANDALS)]
+        kendra = f"SK{(i // 40) % 25 + 1:02d}"
+        booth = f"B{(i // 8) % 300 + 1:03d}"
+        rows.append(
+            Lead(
+                campaign_id=cid,
+                phone=phone,
+                name=f"{rng.choice(HINDI_NAMES)} {rng.choice(SURNAMES)}",
+                language=rng.choice(("hi", "hi", "en")),
+                timezone=spec.lead_zones[i % len(spec.lead_zones)],
+                district_code=DISTRICT[0],
+                district_name=DISTRICT[1],
+                mandal_code=f"M{MANDALS.index(mandal) + 1:02d}",
+                mandal_name=mandal,
+                shakti_kendra_code=kendra,
+                shakti_kendra_name=f"Shakti Kendra {kendra[2:]}",
+                booth_code=booth,
+                booth_name=f"Booth {booth[1:]}",
+                status="ready",
+                attempts=0,
+                priority=0,
+            )
+        )
+    async with db.transaction() as s:
+        s.add_all(rows)
+        for phone in spec.dnc:
+            s.add(Dnc(phone=phone, campaign_id=None, source="test", added_at=datetime.now(UTC)))
+    return {"campaign_id": cid, "campaign": name, "leads": len(rows)}
+
+
+def _mobiles(rng: random.Random, n: int) -> list[str]:
+    seen: set[str] = set()
+    while len(seen) < n:
+        seen.add(f"+919{rng.randrange(100000000, 999999999)}")
+    return sorted(seen)
+
+
+class Rig:
+    """Database + simulator + controller, started and stopped together (``async with``)."""
+
+    def __init__(self, spec: RigSpec, *, workdir: Path | None = None) -> None:
+        self.spec = spec
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dialer-rig-"))
+        self.db_url = spec.db_url or f"sqlite+aiosqlite:///{self.workdir / 'dialer.db'}"
+        self.secret = secrets.token_urlsafe(18)
+        self.agi_port = free_port()
+        self.clock = ScaledClock(spec.speed)
+        self.sim: Any = None
+        self.db: Any = None
+        self.controller: Controller | None = None
+        self.live: Any = None
+        self.seeded: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.settings: Settings | None = None
+
+    async def __aenter__(self) -> Rig:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Seed the database, start the simulator, then the controller."""
+        from dialer.db.database import Database
+        from dialer.simpbx.pbx import SimAgentSpec, SimPbx
+
+        site = SiteSettings(calling_floor_start="00:00", calling_floor_end="23:59")
+        self.db = Database(self.db_url, site=site)
+        await self.db.upgrade()
+        self.seeded = await seed_database(self.db, self.spec)
+        agents = [
+            SimAgentSpec(n, agent_pin(n), f"seat{i + 1:03d}")
+            for i, n in enumerate(agent_numbers(self.spec.agents))
+        ]
+        self.sim = SimPbx(
+            ami_port=0,
+            agi_port=self.agi_port,
+            username="dialer",
+            secret=self.secret,
+            profile=self._profile(),
+            speed=self.spec.speed,
+            seed=self.spec.seed,
+            agents=agents,
+        )
+        await self.sim.start()
+        self.settings = self._settings(site)
+        await self.start_controller()
+
+    def _profile(self) -> Any:
+        from dialer.simpbx.profile import load_profile
+
+        profile = self.spec.profile if self.spec.profile is not None else load_profile()
+        if self.spec.agent_overrides or self.spec.called_overrides:
+            from dataclasses import replace
+
+            agents = replace(profile.agents, **self.spec.agent_overrides)
+            called = replace(profile.called, **self.spec.called_overrides)
+            profile = replace(profile, agents=agents, called=called)
+        return profile
+
+    def _settings(self, site: SiteSettings) -> Settings:
+        trunk = TrunkSettings(
+            name="carrier",
+            dial_template="PJSIP/{number}@carrier",
+            max_channels=self.spec.trunk_channels,
+            max_cps=self.spec.trunk_cps,
+        )
+        return Settings(
+            ami=AmiSettings(
+                port=self.sim.ami_port, secret=self.secret, backoff_initial=0.05, backoff_max=0.5
+            ),
+            agi=AgiSettings(port=self.agi_port),
+            database=DatabaseSettings(
+                url=self.db_url,
+                spool_path=str(self.workdir / "outcomes.spool"),
+                flush_interval=0.05,
+            ),
+            site=site,
+            asterisk=AsteriskSettings(trunks=(trunk,)),
+            engine=EngineSettings(
+                abandon_after_seconds=self.spec.abandon_after,
+                wrapup_seconds=self.spec.wrapup_seconds,
+            ),
+        )
+
+    async def start_controller(self) -> Controller:
+        """Start (or restart) the controller on the same database and simulator."""
+        from dialer.live.state import MemoryLive
+
+        assert self.settings is not None
+        self.live = MemoryLive()
+        ctl = Controller(
+            self.settings, clock=self.clock, live=self.live, owner=self.spec.owner, stop_grace=0.0
+        )
+        self.controller = ctl
+        self._task = asyncio.create_task(ctl.run(), name="controller")
+        ready = asyncio.create_task(ctl.ready.wait())
+        await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():
+            ready.cancel()
+            self._task.result()
+        return ctl
+
+    async def kill_controller(self) -> None:
+        """Stop the controller abruptly (its task is cancelled: no drain, no goodbye)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def stop_controller(self) -> None:
+        """Stop the controller cleanly."""
+        if self.controller is not None and self._task is not None:
+            self.controller.request_stop()
+            await self._task
+            self._task = None
+
+    def drop_ami(self) -> int:
+        """Cut every AMI connection the simulator has (a network fault); how many were cut."""
+        sessions = list(self.sim._sessions)  # the simulator has no public fault switch
+        for session in sessions:
+            session.abort()
+        return len(sessions)
+
+    @property
+    def engine(self) -> Any:
+        """The running controller's engine."""
+        assert self.controller is not None and self.controller.parts is not None
+        return self.controller.parts.engine
+
+    async def close(self) -> None:
+        """Stop everything; the database file stays for inspection."""
+        with contextlib.suppress(Exception):
+            await self.stop_controller()
+        if self.sim is not None:
+            await self.sim.close()
+        if self.db is not None:
+            await self.db.close()
