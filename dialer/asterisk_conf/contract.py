@@ -66,6 +66,17 @@ AGI_ROUTES: Final[dict[str, str]] = {
 
 # --------------------------------------------------------------------------- channel variables
 
+#: Applications the controller runs over FastAGI with ``EXEC`` (docs/dialplan.md, ivr.md);
+#: Asterisk must have each loaded even though no template names it.
+AGI_EXEC_APPS: Final[tuple[str, ...]] = (
+    "Bridge",
+    "Playback",
+    "Record",
+    "StartMusicOnHold",
+    "StopMusicOnHold",
+    "SayNumber",
+)
+
 #: Set by the controller in the Originate of an outbound customer call.
 ORIGINATE_VARIABLES: Final[tuple[str, ...]] = (
     "CALLID",

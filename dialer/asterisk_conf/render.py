@@ -54,6 +54,30 @@ BASE_CODEC_MODULES: frozenset[str] = frozenset(
     {"codec_ulaw.so", "codec_alaw.so", "codec_a_mu.so", "codec_gsm.so", "codec_resample.so"}
 )
 
+#: Application -> the module that provides it (None: Asterisk's core).  modules.conf must
+#: load every module the dialplan, the FastAGI EXECs and the Originates need (tested).
+APP_MODULES: dict[str, str | None] = {
+    "Answer": None,
+    "Bridge": None,
+    "Goto": None,
+    "GotoIf": None,
+    "Hangup": None,
+    "NoOp": None,
+    "SayNumber": None,
+    "WaitExten": None,
+    "AGI": "res_agi.so",
+    "AMD": "app_amd.so",
+    "ChanSpy": "app_chanspy.so",
+    "MixMonitor": "app_mixmonitor.so",
+    "Playback": "app_playback.so",
+    "Record": "app_record.so",
+    "StartMusicOnHold": "res_musiconhold.so",
+    "StopMusicOnHold": "res_musiconhold.so",
+    "UserEvent": "app_userevent.so",
+}
+#: Dialplan function -> its module.
+FUNCTION_MODULES: dict[str, str] = {"CHANNEL": "func_channel.so", "CALLERID": "func_callerid.so"}
+
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _DID = re.compile(r"^\+?[0-9]+$")
 _SOUND = re.compile(r"^[A-Za-z0-9_/-]+(&[A-Za-z0-9_/-]+)*$")
@@ -143,6 +167,10 @@ def _check(settings: Settings) -> list[str]:
         )
     if a.rtp_start >= a.rtp_end:
         raise RenderError("asterisk.rtp_start: must be below asterisk.rtp_end")
+    if not _NAME.match(settings.inbound.music_class):
+        raise RenderError(
+            f"inbound.music_class: {settings.inbound.music_class!r}: letters, digits, - and _"
+        )
     if not _SOUND.match(a.abandon_prompt):
         raise RenderError(f"asterisk.abandon_prompt: {a.abandon_prompt!r} is not a sound name")
     for key, bind in (("sip_bind", a.sip_bind), ("tls_bind", a.tls_bind)):
@@ -288,6 +316,7 @@ def _context(settings: Settings, secrets: Mapping[str, Mapping[str, str]]) -> di
         "dids": [*a.dids, "_X."],
         "codecs": ",".join(a.codecs),
         "codec_modules": sorted(BASE_CODEC_MODULES | {CODEC_MODULES[c] for c in a.codecs}),
+        "moh_classes": list(dict.fromkeys(["default", settings.inbound.music_class])),
         "phones": phones,
         "trunks": trunks,
         "transports": transports,

@@ -155,6 +155,7 @@ def test_every_phone_has_its_own_password() -> None:
         ({"asterisk": {"trunks": [{"registration": True}]}}, "needs host and username"),
         ({"agi": {"public_host": "bad host"}}, "agi.public_host"),
         ({"ami": {"username": "a b"}}, "ami.username"),
+        ({"inbound": {"music_class": "a/b"}}, "inbound.music_class"),
     ],
 )
 def test_unworkable_settings_are_refused(change: dict[str, object], message: str) -> None:

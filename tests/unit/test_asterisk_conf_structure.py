@@ -18,7 +18,14 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from dialer.asterisk_conf import contract
-from dialer.asterisk_conf.render import agi_url, render_files, seat_names, supervisor_names
+from dialer.asterisk_conf.render import (
+    APP_MODULES,
+    FUNCTION_MODULES,
+    agi_url,
+    render_files,
+    seat_names,
+    supervisor_names,
+)
 from dialer.config import AsteriskSettings, Settings, TrunkSettings
 from tests.unit.asterisk_conf_parse import (
     Dialplan,
@@ -49,6 +56,7 @@ def changed_settings() -> Settings:
             "ami": {"port": 6038, "username": "ctl", "secret": "ami-from-settings"},
             "agi": {"public_host": "10.0.0.5", "port": 4600},
             "site": {"name": "north-office"},
+            "inbound": {"music_class": "hold-hindi"},
             "asterisk": {
                 "seat_count": 5,
                 "seat_prefix": "desk",
@@ -502,3 +510,38 @@ def test_config_options_are_from_the_lab_files_or_flagged(traces_dir: Path) -> N
                 assert f"`{name}`: " in section, f"{name} missing in docs/asterisk.md"
                 line = section.split(f"`{name}`: ", 1)[1].split("\n", 1)[0]
                 assert f"`{key}`" in line, f"{name} option {key} not flagged in docs/asterisk.md"
+
+
+def test_modules_conf_loads_every_application_the_flow_runs(
+    site: tuple[Settings, dict[str, str]],
+) -> None:
+    """Templates' apps and functions, FastAGI EXECs and Originate apps all have their module."""
+    _, files = site
+    loads = set(dict(parse_sections(files["modules.conf"]))["modules"]["load"])
+    plan = parse_dialplan(files["extensions.conf"])
+    apps = {s.app for s in plan.steps()} | set(contract.AGI_EXEC_APPS)
+    apps |= set(contract.ORIGINATE_APPS) | {"MixMonitor"}  # the MixMonitor action needs it
+    for app in sorted(apps):
+        assert app in APP_MODULES, f"{app}: which module provides it?"
+        module = APP_MODULES[app]
+        assert module is None or module in loads, f"{app} needs {module}"
+    functions = {
+        f.split("(")[0] for s in plan.steps() for f in re.findall(r"\$\{([A-Z]+)\(", s.args)
+    }
+    for function in functions:
+        assert FUNCTION_MODULES[function] in loads, function
+    # the dialplan itself, PJSIP, RTP and the bridge technologies Bridge() and *0 rely on
+    for module in (
+        "pbx_config.so",
+        "chan_pjsip.so",
+        "res_rtp_asterisk.so",
+        "bridge_simple.so",
+        "bridge_builtin_features.so",
+    ):
+        assert module in loads
+
+
+def test_music_on_hold_classes(site: tuple[Settings, dict[str, str]]) -> None:
+    settings, files = site
+    classes = [n for n, _ in parse_sections(files["musiconhold.conf"]) if n != "general"]
+    assert classes == list(dict.fromkeys(["default", settings.inbound.music_class]))
