@@ -545,3 +545,28 @@ def test_music_on_hold_classes(site: tuple[Settings, dict[str, str]]) -> None:
     settings, files = site
     classes = [n for n, _ in parse_sections(files["musiconhold.conf"]) if n != "general"]
     assert classes == list(dict.fromkeys(["default", settings.inbound.music_class]))
+
+
+def _doc_section(title: str) -> str:
+    text = (DOCS / "dialplan.md").read_text(encoding="utf-8")
+    return text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_contract_constants_are_the_written_contract() -> None:
+    """contract.py and docs/dialplan.md name the same routes, UserEvents, actions and events."""
+    routes = re.findall(r"^\| `([a-z/]+)` \| `([a-z]+)=", _doc_section("FastAGI routes"), re.M)
+    assert dict(routes) == contract.AGI_ROUTES
+    events = {
+        name: tuple(re.findall(r"`([A-Za-z]+)`", headers))
+        for name, headers in re.findall(
+            r"^\| `(\w+)` \| ([^|]+) \|", _doc_section("UserEvents"), re.M
+        )
+    }
+    assert events == contract.USER_EVENTS
+    ami = _doc_section("AMI actions the controller uses")
+    actions_part, events_part = ami.split("subscribes to:", 1)
+    actions = re.findall(r"`([A-Z][A-Za-z]+)`", actions_part.split("The rendered", 1)[0])
+    assert tuple(actions) == contract.AMI_ACTIONS
+    assert tuple(re.findall(r"`([A-Za-z]+)`", events_part)) == contract.AMI_EVENTS
+    variables = re.findall(r"^\| `([A-Z_]+)` \|", _doc_section("Channel variables"), re.M)
+    assert set(contract.ORIGINATE_VARIABLES) | set(contract.AGI_SET_VARIABLES) == set(variables)
