@@ -901,15 +901,25 @@ def bench_pacing(
 )
 @click.option("--speed", type=click.FloatRange(0.1, 100), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--nice",
+    type=click.IntRange(-20, 19),
+    default=0,
+    show_default=True,
+    help="Scheduling priority of the simulator process (negative needs root): on a shared "
+    "machine, measure the simulator rather than its neighbours.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw figures as JSON too.")
-def bench_sim(calls: int, duration: float, speed: float, seed: int, as_json: bool) -> None:
+def bench_sim(
+    calls: int, duration: float, speed: float, seed: int, nice: int, as_json: bool
+) -> None:
     """The simulator with N concurrent calls: event-loop lag p99, events/s served, CPU used."""
     import asyncio
 
     from dialer.simpbx.bench import format_report, run_bench
 
     try:
-        result = asyncio.run(run_bench(calls, duration, speed, seed))
+        result = asyncio.run(run_bench(calls, duration, speed, seed, nice))
     except (OSError, TimeoutError) as exc:
         raise click.ClickException(f"bench sim: {exc!r}") from None
     for line in format_report(result):

@@ -458,6 +458,12 @@ class SimPbx:
         for t in ch.tasks:
             if t is not current and not t.done():
                 t.cancel()
+        # Break the channel <-> task/owner/peer cycles now rather than in a GC pass later:
+        # under load, cyclic garbage made full collections the longest event-loop stalls.
+        ch.tasks = []
+        ch.owner = None
+        ch.peer = None
+        ch.pbx_task = None
 
     # ------------------------------------------------------------------ bridges
 
