@@ -40,8 +40,8 @@ def _secret_notes(rendered: Rendered, wrote_secrets: bool) -> list[str]:
         notes.append(f"secrets: {len(added)} would be generated in {rendered.secrets_path}")
     if rendered.ami_secret_generated:
         notes.append(
-            f"AMI: ami.secret is not set, so manager.conf uses the generated secret"
-            f" [ami] {rendered.secrets_path.name}; set DIALER_AMI_SECRET to that value where"
+            "AMI: ami.secret is not set, so manager.conf uses a generated secret, kept in"
+            f" {rendered.secrets_path} under [ami]; set DIALER_AMI_SECRET to that value where"
             " `dialer run` runs (it is not printed here)"
         )
     return notes
