@@ -1,7 +1,8 @@
 """The hopper: which leads of a campaign may be dialled now, handed out once.
 
 Order: scheduled callbacks that are due first (oldest due first), then leads by priority (higher
-first), then by id.  A lead is handed out only when:
+first), then fresh leads and the longest-due retries first, then by id (index
+``ix_leads_hopper`` is in exactly this order).  A lead is handed out only when:
 
 * the campaign is ``running``; the lead is ``ready`` (callbacks: also ``done``), not reserved;
 * its local time (lead's zone, or the campaign's under ``tz_policy="campaign"``) is inside the
@@ -128,7 +129,7 @@ async def reserve(
                 in_zone,
                 not_dnc,
             )
-            .order_by(Lead.priority.desc(), Lead.id)
+            .order_by(Lead.priority.desc(), Lead.next_dial_after.asc().nulls_first(), Lead.id)
             .limit(n - len(picked) + len(seen))
             .with_for_update(skip_locked=True)
         )

@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -216,43 +216,69 @@ def from_json(line: str) -> LedgerRecord:
 # --------------------------------------------------------------------------- applying
 
 
+# Hot-path statements are built once per (dialect, shape) and executed with parameters:
+# building an upsert (its EXCLUDED alias) and its cache key each time cost more CPU than the
+# database round trip.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+def _insert_for(dialect: str, table: Any) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def _upsert(
     session: AsyncSession,
     values: dict[str, Any],
     update_keys: Iterable[str],
     *,
     only_if_open: bool = False,
-) -> Any:
-    """INSERT ... ON CONFLICT (call_id) DO UPDATE for the dialect in use.
+    returning: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """INSERT ... ON CONFLICT (call_id) DO UPDATE, as (statement, parameters).
 
     ``only_if_open``: the update applies only while the row is not final.
     """
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(Call).values(**values)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(Call).values(**values)
-    keys = [k for k in update_keys if k != "call_id"] + ["updated_at"]
-    return stmt.on_conflict_do_update(
-        index_elements=["call_id"],
-        set_={k: stmt.excluded[k] for k in keys},
-        where=Call.final.is_(False) if only_if_open else None,
-    )
+    dialect = _dialect(session)
+    keys = tuple(sorted({k for k in update_keys if k != "call_id"} | {"updated_at"}))
+    cache_key = ("upsert", dialect, tuple(sorted(values)), keys, only_if_open, returning)
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        table = _table(Call)
+        base = _insert_for(dialect, table)
+        stmt = base.on_conflict_do_update(
+            index_elements=["call_id"],
+            set_={k: base.excluded[k] for k in keys},
+            where=table.c.final.is_(False) if only_if_open else None,
+        )
+        if returning:
+            stmt = stmt.returning(table.c.lead_id, table.c.direction)
+        _STATEMENTS[cache_key] = stmt
+    return stmt, values
 
 
 def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    return _insert_for(_dialect(session), model).values(**values).on_conflict_do_nothing()
 
-        return pg_insert(model).values(**values).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(model).values(**values).on_conflict_do_nothing()
+def _cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
 
 
 _CALL_DEFAULTS: dict[str, Any] = {
@@ -279,6 +305,14 @@ def _call_values(call_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _set_fields(record: Any, skip: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(record)
+        if f.name not in skip and getattr(record, f.name) is not None
+    }
+
+
 async def apply_record(db: Database, session: AsyncSession, record: LedgerRecord) -> None:
     """Write one record in the session's transaction (idempotent)."""
     if isinstance(record, CallStarted):
@@ -294,28 +328,36 @@ async def apply_record(db: Database, session: AsyncSession, record: LedgerRecord
             "did": record.did,
             "caller_number": record.caller_number,
         }
-        await session.execute(_upsert(session, _call_values(record.call_id, fields), fields))
+        await session.execute(*_upsert(session, _call_values(record.call_id, fields), fields))
         if record.lead_id is not None:
             # The call may outlive the hopper's short hold: keep the lead ours until it ends.
+            leads = _table(Lead)
+            stmt = _cached(
+                ("hold",),
+                lambda: (
+                    update(leads)
+                    .where(leads.c.id == bindparam("b_id"), leads.c.inflight_owner.is_not(None))
+                    .values(inflight_until=bindparam("b_until"))
+                ),
+            )
             await session.execute(
-                update(Lead)
-                .where(Lead.id == record.lead_id, Lead.inflight_owner.is_not(None))
-                .values(inflight_until=record.at + db.call_hold)
+                stmt, {"b_id": record.lead_id, "b_until": record.at + db.call_hold}
             )
     elif isinstance(record, CallUpdate):
-        fields = {
-            f.name: getattr(record, f.name)
-            for f in dataclasses.fields(record)
-            if f.name != "call_id" and getattr(record, f.name) is not None
-        }
-        await session.execute(_upsert(session, _call_values(record.call_id, fields), fields))
+        fields = _set_fields(record, ("call_id",))
+        await session.execute(*_upsert(session, _call_values(record.call_id, fields), fields))
     elif isinstance(record, CallEnded):
         await _apply_ended(db, session, record)
     elif isinstance(record, DispositionRecorded):
         await _apply_disposition(session, record)
     elif isinstance(record, AgentStateChanged):
         values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-        await session.execute(_insert_ignore(session, AgentStateLog, values))
+        dialect = _dialect(session)
+        stmt = _cached(
+            ("agent_log", dialect),
+            lambda: _insert_for(dialect, _table(AgentStateLog)).on_conflict_do_nothing(),
+        )
+        await session.execute(stmt, values)
     elif isinstance(record, AuditRecorded):
         values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
         await session.execute(_insert_ignore(session, AuditLog, values))
@@ -324,20 +366,16 @@ async def apply_record(db: Database, session: AsyncSession, record: LedgerRecord
 
 
 async def _apply_ended(db: Database, session: AsyncSession, record: CallEnded) -> None:
-    fields = {
-        f.name: getattr(record, f.name)
-        for f in dataclasses.fields(record)
-        if f.name not in ("call_id", "at") and getattr(record, f.name) is not None
-    }
+    fields = _set_fields(record, ("call_id", "at"))
     fields["result"] = record.result.value
     fields["ended_at"] = record.at
     fields["final"] = True
     # One statement: insert, or update only a row that is not final yet.  A row comes back
     # exactly when this record made the call final, so a replay changes nothing.
-    stmt = _upsert(
-        session, _call_values(record.call_id, fields), fields, only_if_open=True
-    ).returning(Call.lead_id, Call.direction)
-    row = (await session.execute(stmt)).first()
+    stmt, params = _upsert(
+        session, _call_values(record.call_id, fields), fields, only_if_open=True, returning=True
+    )
+    row = (await session.execute(stmt, params)).first()
     if row is None or row.lead_id is None or row.direction != "outbound":
         return  # already final (a replay), or not a lead's call
     await _advance_lead(db, session, row.lead_id, record)
@@ -347,13 +385,16 @@ async def _advance_lead(
     db: Database, session: AsyncSession, lead_id: int, ended: CallEnded
 ) -> None:
     """Count the attempt and decide the lead's next state; exactly once per call."""
-    found = (
-        await session.execute(
-            select(Lead.campaign_id, Lead.attempts, Lead.status)
-            .where(Lead.id == lead_id)
+    leads, callbacks = _table(Lead), _table(Callback)
+    read = _cached(
+        ("lead_read",),
+        lambda: (
+            select(leads.c.campaign_id, leads.c.attempts, leads.c.status)
+            .where(leads.c.id == bindparam("b_id"))
             .with_for_update()
-        )
-    ).first()
+        ),
+    )
+    found = (await session.execute(read, {"b_id": lead_id})).first()
     if found is None:
         return
     campaign_id, attempts, status = found
@@ -377,17 +418,37 @@ async def _advance_lead(
     if status in (LeadStatus.READY.value, LeadStatus.DONE.value):  # not dnc / invalid
         values["status"] = decision.status.value
         values["next_dial_after"] = decision.next_dial_after
-    await session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
-    # Callbacks that were due: reached -> done; no more tries -> expired; else follow the lead.
-    due = update(Callback).where(
-        Callback.lead_id == lead_id, Callback.status == "pending", Callback.due_at <= ended.at
+    cols = tuple(sorted(values))
+    write = _cached(
+        ("lead_write", cols),
+        lambda: (
+            update(leads)
+            .where(leads.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"b_{c}") for c in cols})
+        ),
     )
+    await session.execute(write, {"b_id": lead_id, **{f"b_{c}": v for c, v in values.items()}})
+    # Callbacks that were due: reached -> done; no more tries -> expired; else follow the lead.
     if ended.result is CallResult.HUMAN:
-        await session.execute(due.values(status="done"))
+        change: dict[str, Any] = {"status": "done"}
     elif decision.status is not LeadStatus.READY or decision.next_dial_after is None:
-        await session.execute(due.values(status="expired"))
+        change = {"status": "expired"}
     else:
-        await session.execute(due.values(due_at=decision.next_dial_after))
+        change = {"due_at": decision.next_dial_after}
+    key = next(iter(change))
+    due = _cached(
+        ("callbacks_due", key),
+        lambda: (
+            update(callbacks)
+            .where(
+                callbacks.c.lead_id == bindparam("b_lead"),
+                callbacks.c.status == "pending",
+                callbacks.c.due_at <= bindparam("b_at"),
+            )
+            .values({key: bindparam("b_value")})
+        ),
+    )
+    await session.execute(due, {"b_lead": lead_id, "b_at": ended.at, "b_value": change[key]})
 
 
 async def _apply_disposition(session: AsyncSession, record: DispositionRecorded) -> None:
@@ -447,6 +508,12 @@ async def _apply_disposition(session: AsyncSession, record: DispositionRecorded)
 
 
 # --------------------------------------------------------------------------- the writer
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1)
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -570,16 +637,23 @@ class LedgerWriter:
 
     async def _run(self) -> None:
         while True:
-            if not self._healthy:
-                await self._while_down()
-            elif self._queue:
-                await self._write_batch()
-            elif self._stopping:
-                return
-            else:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            try:
+                if not self._healthy:
+                    await self._while_down()
+                elif self._queue:
+                    await self._write_batch()
+                elif self._stopping:
+                    return
+                else:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            except Exception:
+                # Never die with records in hand: treat the surprise like an outage (spool,
+                # stop dialling, keep probing) and say so loudly.
+                log.exception("ledger: unexpected error; spooling until the database is back")
+                self._set_health(False)
+                await asyncio.sleep(self._retry_interval)
             if self._stopping and not self._healthy and not self._queue:
                 return
 
@@ -646,12 +720,13 @@ class LedgerWriter:
         """Replay the spool in order, in batches; True when it is empty afterwards."""
         if not self._spool_has_data():
             return await self._probe()
-        lines = [ln for ln in self._spool.read_text("utf-8").splitlines() if ln.strip()]
+        text = self._spool.read_bytes().decode("utf-8", errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
         done = 0
         try:
             while done < len(lines):
                 chunk = lines[done : done + self._batch_size]
-                await self._commit_resilient([from_json(ln) for ln in chunk])
+                await self._commit_resilient(self._decode(chunk))
                 done += len(chunk)
                 self.replayed += len(chunk)
         except Exception as exc:
@@ -662,6 +737,18 @@ class LedgerWriter:
             return False
         self._rewrite_spool([])
         return True
+
+    def _decode(self, lines: list[str]) -> list[LedgerRecord]:
+        """Spool lines to records; a damaged line (torn by a crash) is set aside, not fatal."""
+        out: list[LedgerRecord] = []
+        for line in lines:
+            try:
+                out.append(from_json(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                self.rejected += 1
+                log.error("ledger: unreadable spool line set aside (%s)", exc.__class__.__name__)
+                self._append_lines(self._spool.with_suffix(".rejected"), [line])
+        return out
 
     async def _probe(self) -> bool:
         try:
@@ -682,8 +769,11 @@ class LedgerWriter:
     @staticmethod
     def _append_lines(path: Path, lines: list[str]) -> None:
         # Append-only and fsync'd: the spool must survive a crash of the controller too.
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(line + "\n" for line in lines))
+        with path.open("ab") as fh:
+            torn = fh.tell() > 0 and _last_byte(path) != b"\n"
+            # A line torn by a crash must not swallow the next record: start a fresh line.
+            data = ("\n" if torn else "") + "".join(line + "\n" for line in lines)
+            fh.write(data.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
 

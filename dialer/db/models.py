@@ -127,7 +127,6 @@ class Lead(Base):
     __tablename__ = "leads"
     __table_args__ = (
         Index("uq_leads_campaign_phone", "campaign_id", "phone", unique=True),
-        Index("ix_leads_hopper", "campaign_id", "status", "priority", "next_dial_after"),
         Index("ix_leads_campaign_tz", "campaign_id", "timezone"),
         Index("ix_leads_phone", "phone"),
     )
@@ -158,6 +157,19 @@ class Lead(Base):
     inflight_owner: Mapped[str | None] = mapped_column(String(64))
     inflight_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+#: The hopper's order (priority, then fresh and longest-due first, then id) as an index, so a
+#: pick walks the index and stops after n rows instead of sorting the campaign (migration
+#: 0002).  SQLite sorts NULLs first on ASC anyway and rejects NULLS FIRST in an index.
+Index(
+    "ix_leads_hopper",
+    Lead.campaign_id,
+    Lead.status,
+    Lead.priority.desc(),
+    Lead.next_dial_after.asc().nulls_first(),  # plain ASC on SQLite: see the migration
+    Lead.id,
+)
 
 
 class Agent(Base):

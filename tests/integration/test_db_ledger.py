@@ -298,3 +298,35 @@ async def test_backend_terminated_under_the_writer(pg_only_url: str, tmp_path: P
     finally:
         await writer.stop()
         await db.close()
+
+
+async def test_torn_spool_line_loses_only_itself(database: Database, tmp_path: Path) -> None:
+    cid = await make_campaign(database)
+    (lead,) = await add_leads(database, cid, 1)
+    recs = call_records("torn-1", lead, cid, 0)
+    spool = tmp_path / "spool.jsonl"
+    good = [to_json(r) for r in recs[:2]]  # type: ignore[arg-type]
+    # A crash in the middle of an append left half a line without its newline.
+    spool.write_text("\n".join(good) + "\n" + to_json(recs[2])[:25], "utf-8")  # type: ignore[arg-type]
+    LedgerWriter._append_lines(spool, [to_json(r) for r in recs[2:]])  # type: ignore[arg-type]
+    writer = database.ledger_writer(flush_interval=0.01, retry_interval=0.05)
+    await writer.start()
+    await asyncio.wait_for(writer.wait_healthy(), 30)
+    await asyncio.wait_for(writer.stop(), 30)
+    assert writer.rejected == 1
+    assert await counts(database) == {"calls": 1, "final": 1, "states": 1, "attempts": 1}
+
+
+async def test_migrations_match_the_models(database: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from dialer.db.models import Base
+
+    def diff(sync_conn):  # type: ignore[no-untyped-def]
+        ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        return compare_metadata(ctx, Base.metadata)
+
+    async with database.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert changes == []
