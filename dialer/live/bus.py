@@ -46,7 +46,14 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from dialer.engine.commands import FAILED, Command, Reply
-from dialer.live.connection import LiveError, describe_error, open_redis, scrub, whoami
+from dialer.live.connection import (
+    LiveError,
+    describe_error,
+    open_redis,
+    reraise_swallowed_cancel,
+    scrub,
+    whoami,
+)
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +339,7 @@ class RedisBus:
         while True:
             try:
                 await self._r.set(self.key(HEARTBEAT_KEY), value, px=ttl_ms)
+                reraise_swallowed_cancel()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -358,6 +366,7 @@ class RedisBus:
         while True:
             try:
                 got = await self._r.xread({bell_key: bell, **streams}, block=1000, count=100)
+                reraise_swallowed_cancel()
                 delay = 0.2
             except asyncio.CancelledError:
                 raise

@@ -85,3 +85,17 @@ async def whoami(redis: Any) -> str:
     """This connection's Redis ACL user (``ACL WHOAMI``): the supervisor's identity."""
     name = await redis.execute_command("ACL", "WHOAMI")
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def reraise_swallowed_cancel() -> None:
+    """Raise CancelledError if this task was cancelled but the last await returned normally.
+
+    redis-py 8.1 sometimes swallows the cancellation of a blocking command (a cancelled
+    ``XREAD BLOCK`` returns as if it had timed out, in about a quarter of the cases measured
+    here), so a loop around it would run on forever; loops call this after each command.
+    """
+    import asyncio
+
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from dialer.live.connection import reraise_swallowed_cancel
+
 log = logging.getLogger(__name__)
 
 Data = Mapping[str, Any]
@@ -317,6 +319,7 @@ class RedisLive:
             self._dirty.clear()
             try:
                 await self.flush()
+                reraise_swallowed_cancel()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis down: keep state pending, try again later
@@ -353,6 +356,7 @@ class RedisLive:
         last = after
         while True:
             got = await self._r.xread({self.key(EVENTS_KEY): last}, block=block_ms, count=100)
+            reraise_swallowed_cancel()
             for _stream, entries in got or ():
                 for entry_id, fields in entries:
                     last = entry_id
