@@ -187,6 +187,8 @@ class IvrHandler:
                 call.record.queue_wait_seconds = self.desk.now() - run.queue_started
             call.hung_up(in_queue=run.ticket is not None)
         except asyncio.CancelledError:
+            if run.bridged is not None:  # stopped during the conversation: it was answered
+                call.answered(*run.bridged)
             call.fail("shutdown")
             raise
         except Exception as exc:  # the outer loop of an adapter: record it, never lose the call
@@ -257,6 +259,7 @@ class _Run:
         self.call_id = call_id
         self.ticket: QueueTicket | None = None
         self.queue_started: float | None = None
+        self.bridged: tuple[str, float] | None = None  # (agent, wait) once the bridge formed
         self.language = ""
         self.recording_no = 0
 
@@ -443,7 +446,7 @@ class _Run:
         if not done:
             ticket.connected(sent)  # still bridged after the settle time: the bridge formed
             connected = True
-            self.call.record.agent = offer.agent_id
+            self.bridged = (offer.agent_id, offer.match.wait_seconds)
         await exec_task
         result = await self.s.get_variable("BRIDGERESULT")
         if connected or result == "SUCCESS":

@@ -1003,6 +1003,15 @@ class IvrCall:
             )
             self.record.last_node = self._node.name
 
+    def answered(self, agent: str, wait_seconds: float) -> None:
+        """The caller is with an agent (the bridge formed) even if the run ends abruptly."""
+        if self.record.result is None:
+            self.record.result = IvrResult.ANSWERED
+            self.record.agent = agent
+            self.record.queue_wait_seconds = wait_seconds
+            self.record.last_node = self._node.name
+            self.record.label = self._node.queue
+
     def fail(self, label: str) -> None:
         """A fault on our side ended the call."""
         if self.record.result is None:

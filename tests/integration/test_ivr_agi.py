@@ -272,6 +272,29 @@ async def test_bridge_that_outlasts_the_settle_time_counts_at_once(
     assert rec.result == "answered"
 
 
+async def test_shutdown_during_the_conversation_keeps_it_answered(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ivr_script, "BRIDGE_SETTLE_SECONDS", 0.0)
+    rig.desk.agent_ready("a1", "PJSIP/seat001-1", frozenset({"en"}))
+    answered = asyncio.Event()
+    connected = rig.desk.queue.connected
+
+    def spy(call_id: str, now: float) -> Any:
+        answered.set()
+        return connected(call_id, now)
+
+    monkeypatch.setattr(rig.desk.queue, "connected", spy)
+    caller = FakeCaller(keys=["2", "0"], hold_bridge=True)
+    task = asyncio.ensure_future(caller.run(rig.server.port))
+    await asyncio.wait_for(answered.wait(), 5)  # the bridge formed; the conversation goes on
+    await rig.server.close()  # the controller stops: the handler is cancelled mid-bridge
+    [rec] = rig.recorder.calls
+    assert rec.result == "answered" and rec.agent == "a1"
+    caller.release_bridge.set()
+    await asyncio.wait_for(task, 5)
+
+
 async def test_unknown_did_without_default_is_recorded_and_hung_up() -> None:
     flows = data_flow("""
 languages = ["en"]
