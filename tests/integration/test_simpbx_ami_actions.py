@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
 
+from dialer.protocol.ami import encode_action
 from dialer.simpbx import SimAgentSpec, SimPbx, load_profile
 from dialer.simpbx.profile import Dist
 from tests.integration.simpbx_kit import AgiCall, AmiClient, ScriptedAgi
@@ -215,3 +217,40 @@ async def test_originate_to_a_seat(env: Env) -> None:
     )
     bad = await env.ami.event("OriginateResponse", Channel="PJSIP/seat999")
     assert bad["Uniqueid"] == "<unknown>"  # beyond seat_count: no such endpoint [17]
+
+
+async def test_actions_split_into_single_bytes_are_answered_alike() -> None:
+    """The AMI server decodes actions however TCP cuts them (h11-style: byte by byte)."""
+    pbx = SimPbx(secret=SECRET, speed=50.0)
+    await pbx.start()
+    client = AmiClient()
+    try:
+        await client.connect(pbx.ami_port)
+        data = encode_action(
+            "Login", {"Username": "dialer", "Secret": SECRET, "Events": "off"}, action_id="b1"
+        ) + encode_action("Ping", action_id="b2")
+        for i in range(len(data)):
+            client.send_raw(data[i : i + 1])
+            if i % 7 == 0:
+                await asyncio.sleep(0)
+        assert (await client.response("b1"))["Message"] == "Authentication accepted"
+        assert (await client.response("b2"))["Ping"] == "Pong"
+        assert client.banner == "Asterisk Call Manager/11.0.0"
+    finally:
+        await client.close()
+        await pbx.close()
+
+
+async def test_wrong_secret_is_refused_and_the_link_closed() -> None:
+    """[02] Error / Authentication failed, then Asterisk closes the socket."""
+    pbx = SimPbx(secret=SECRET, speed=50.0)
+    await pbx.start()
+    client = AmiClient()
+    try:
+        await client.connect(pbx.ami_port)
+        r = await client.action("Login", Username="dialer", Secret="not-it")
+        assert (r["Response"], r["Message"]) == ("Error", "Authentication failed")
+        await asyncio.wait_for(client.closed.wait(), 10)  # fails if the link stays open
+    finally:
+        await client.close()
+        await pbx.close()

@@ -199,3 +199,15 @@ async def test_clock_scales_an_injected_time_source() -> None:
     assert clock.real(60.0) == pytest.approx(2.0)
     with pytest.raises(ValueError):
         SimClock(0)
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_characters='"<>\r\n\x00'), min_size=1, max_size=20),
+    st.text(alphabet="0123456789+", min_size=1, max_size=15),
+)
+def test_callerid_parsing(name: str, num: str) -> None:
+    from dialer.simpbx.pbx import parse_callerid
+
+    assert parse_callerid(f'"{name}" <{num}>') == (name, num)
+    assert parse_callerid(num) == ("<unknown>", num)
+    assert parse_callerid("") == ("<unknown>", "<unknown>")
