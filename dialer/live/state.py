@@ -24,6 +24,10 @@ said; times are Unix epoch seconds, because the CLI may run on another machine):
   ``{"at", "launch", "ready", "ringing", "waiting", "note"}``.
 * ``event(data)``: anything worth a line on the wallboard (``at`` is added if missing), e.g.
   ``{"kind": "abandon", "call": ..., "campaign": ...}``.  Kept in a capped stream.
+* Clock: ``since``/``at`` values are on the engine's clock, which may be monotonic.  The
+  publisher records the offset between that clock and Unix time with every write, taken from
+  ``clock`` if given, else from the ``at`` field of counters rows (the engine puts its clock
+  there), else zero; readers in another process use :meth:`LiveSnapshot.engine_now`.
 * ``reset()``: forget everything; the controller calls it when it starts, then publishes what
   it knows (agents, calls, today's counters from the ledger), so no stale state survives a
   restart.  The snapshot's ``generation`` changes at every reset.
@@ -38,7 +42,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -70,7 +74,12 @@ class LiveSnapshot:
     counters: Mapping[str, Data] = field(default_factory=lambda: _EMPTY)
     events: tuple[Data, ...] = ()  # the most recent events, oldest first
     generation: str = ""  # changes at every reset (controller start)
-    updated_at: float | None = None  # when the publisher last wrote
+    updated_at: float | None = None  # when the publisher last wrote (Unix time)
+    clock_offset: float = 0.0  # the engine's clock minus Unix time, at the last write
+
+    def engine_now(self, wall: float | None = None) -> float:
+        """Now on the engine's clock (what ``since`` fields are measured on)."""
+        return (time.time() if wall is None else wall) + self.clock_offset
 
 
 class LivePublisher(Protocol):
@@ -126,8 +135,12 @@ def _stamped(data: Data) -> dict[str, Any]:
 class MemoryLive:
     """Live state in this process (the demo, tests): publisher and reader in one."""
 
-    def __init__(self, *, recent: int = RECENT_EVENTS) -> None:
-        """An empty floor keeping the last ``recent`` events."""
+    def __init__(
+        self, *, recent: int = RECENT_EVENTS, clock: Callable[[], float] | None = None
+    ) -> None:
+        """An empty floor keeping the last ``recent`` events; ``clock``: the engine's clock."""
+        self.clock = clock
+        self._offset = 0.0
         self._agents: dict[str, Data] = {}
         self._calls: dict[str, Data] = {}
         self._counters: dict[str, Data] = {}
@@ -149,6 +162,7 @@ class MemoryLive:
     def counters(self, campaign: str, data: Data) -> None:
         """Replace one campaign's (or queue's) counters."""
         _put(self._counters, str(campaign), data)
+        self._offset = _offset(self.clock, data, self._offset)
         self._touch()
 
     def event(self, data: Data) -> None:
@@ -180,6 +194,7 @@ class MemoryLive:
             events=tuple(self._events),
             generation=self._generation,
             updated_at=self._updated_at,
+            clock_offset=_offset(self.clock, _EMPTY, self._offset),
         )
 
     async def follow(self, *, after: str = "$", block_ms: int = 1000) -> AsyncIterator[Data]:
@@ -199,6 +214,16 @@ class MemoryLive:
         self._updated_at = time.time()
 
 
+def _offset(clock: Callable[[], float] | None, data: Data, previous: float) -> float:
+    """Engine clock minus Unix time: from ``clock``, else a counters row's ``at``."""
+    if clock is not None:
+        return clock() - time.time()
+    at = data.get("at")
+    if isinstance(at, int | float) and not isinstance(at, bool):
+        return float(at) - time.time()
+    return previous
+
+
 def _put(table: dict[str, Data], key: str, data: Data | None) -> None:
     if data is None:
         table.pop(key, None)
@@ -214,8 +239,17 @@ class RedisLive:
     (hash: generation, updated_at).  The same object publishes (controller) and reads (CLI).
     """
 
-    def __init__(self, redis: Any, prefix: str, *, recent: int = RECENT_EVENTS) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        prefix: str,
+        *,
+        recent: int = RECENT_EVENTS,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         """Use an open ``redis.asyncio.Redis`` (decode_responses=True) and a key prefix."""
+        self.clock = clock  # the engine's clock, if known (see the module docstring)
+        self._offset = 0.0
         self._r = redis
         self._prefix = prefix
         self._recent = recent
@@ -242,6 +276,7 @@ class RedisLive:
 
     def counters(self, campaign: str, data: Data) -> None:
         """Queue one campaign's counters."""
+        self._offset = _offset(self.clock, data, self._offset)
         self._queue(COUNTERS_KEY, str(campaign), data)
 
     def event(self, data: Data) -> None:
@@ -308,7 +343,11 @@ class RedisLive:
             pipe.xadd(
                 self.key(EVENTS_KEY), {"d": _encode(ev)}, maxlen=EVENTS_MAXLEN, approximate=True
             )
-        pipe.hset(self.key(META_KEY), "updated_at", repr(time.time()))
+        offset = _offset(self.clock, _EMPTY, self._offset)
+        pipe.hset(
+            self.key(META_KEY),
+            mapping={"updated_at": repr(time.time()), "clock_offset": repr(offset)},
+        )
         await pipe.execute()
 
     async def run(self, *, retry_initial: float = 0.2, retry_max: float = 5.0) -> None:
@@ -349,6 +388,7 @@ class RedisLive:
             events=tuple(_decode(fields.get("d", "")) for _id, fields in reversed(events)),
             generation=meta.get("generation", ""),
             updated_at=float(updated) if updated else None,
+            clock_offset=float(meta.get("clock_offset") or 0.0),
         )
 
     async def follow(self, *, after: str = "$", block_ms: int = 1000) -> AsyncIterator[Data]:
