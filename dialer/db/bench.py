@@ -7,8 +7,8 @@ and time.  Figures are printed with a baseline measured in the same run:
 * import: the whole ``leads import`` of N generated rows (Devanagari names, hierarchy, 1 %
   invalid numbers, 1 % duplicates) against reading + validating the same file without the DB;
 * hopper: leads reserved per second by two controllers (4 workers each, 10 leads a call, SKIP
-  LOCKED), checked for duplicates, against an unlocked ``SELECT ... LIMIT 10`` at the same
-  concurrency;
+  LOCKED), checked for duplicates, against the same ``SELECT ... LIMIT 10`` in the same order
+  without locking, marking or committing, at the same concurrency;
 * ledger: records per second through the batched LedgerWriter (start, update, end with the lead
   update, agent state), against one transaction per record.
 """
@@ -143,7 +143,7 @@ async def bench_hopper(url: str, db: Database, cid: int, seconds: float) -> list
         query = (
             select(Lead.id)
             .where(Lead.campaign_id == cid, Lead.status == "ready")
-            .order_by(Lead.priority.desc(), Lead.id)
+            .order_by(Lead.priority.desc(), Lead.next_dial_after.asc().nulls_first(), Lead.id)
             .limit(10)
         )
         while time.perf_counter() < deadline:

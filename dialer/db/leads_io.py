@@ -445,18 +445,35 @@ async def bulk_insert_leads(session: AsyncSession, rows: list[dict[str, Any]]) -
             await session.execute(insert(Lead), rows[i : i + INSERT_CHUNK])
         return
     columns = list(rows[0])
-    json_cols = {"alt_phones", "custom"}
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     sql = f"COPY leads ({', '.join(columns)}) FROM STDIN"
     async with driver.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            await copy.write_row(
-                [
-                    json.dumps(row[c], ensure_ascii=False) if c in json_cols else row[c]
-                    for c in columns
-                ]
+        for i in range(0, len(rows), INSERT_CHUNK):
+            # Text-format COPY built here in one string per chunk: much cheaper than
+            # adapting every value of every row one call at a time.
+            chunk = rows[i : i + INSERT_CHUNK]
+            await copy.write(
+                "".join("\t".join(_copy_field(r[c]) for c in columns) + "\n" for r in chunk)
             )
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def _reason_kind(reason: str) -> str:

@@ -239,6 +239,9 @@ class Dnc(Base):
             postgresql_where=text("campaign_id IS NOT NULL"),
             sqlite_where=text("campaign_id IS NOT NULL"),
         ),
+        # The hopper's anti-join asks "this phone, global or this campaign": one index on phone
+        # serves both halves (the partial unique ones cannot serve the OR).
+        Index("ix_dnc_phone", "phone"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

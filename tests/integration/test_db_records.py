@@ -135,11 +135,12 @@ async def test_export_escapes_formulas_and_round_trips(database: Database, tmp_p
         tmp_path / "in.csv",
         "phone,name,booth_name,note\n"
         '9876500001,=HYPERLINK("http://x"),@booth,-5\n'
-        "9876500002,सीता देवी,+plus,ok\n",
+        "9876500002,सीता देवी,+plus,ok\n"
+        '9876500003,"tab\tback\\slash\nnew line",b,x\n',
     )
     await import_leads(database, cid, src)
     buf = io.StringIO()
-    assert await export_leads(database, cid, buf) == 2
+    assert await export_leads(database, cid, buf) == 3
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
     assert rows[0]["name"] == '\'=HYPERLINK("http://x")'
     assert rows[0]["booth_name"] == "'@booth" and rows[1]["booth_name"] == "'+plus"
@@ -150,7 +151,7 @@ async def test_export_escapes_formulas_and_round_trips(database: Database, tmp_p
     # The export imports back unchanged (escapes removed, state columns ignored).
     out = write(tmp_path / "export.csv", buf.getvalue())
     summary = await import_leads(database, other, out)
-    assert summary.imported == 2 and summary.rejected == 0
+    assert summary.imported == 3 and summary.rejected == 0
     before = {
         (x.phone, x.name, x.booth_name, tuple(sorted(x.custom.items())))
         for x in await leads_of(database, cid)
@@ -161,6 +162,7 @@ async def test_export_escapes_formulas_and_round_trips(database: Database, tmp_p
     }
     assert before == after
     assert ("+919876500002", "सीता देवी", "+plus", (("note", "ok"),)) in after
+    assert any(name == "tab\tback\\slash\nnew line" for _, name, _, _ in after)
 
 
 async def test_dnc_add_remove_check_and_registry_import(database: Database, tmp_path: Path) -> None:
