@@ -977,6 +977,13 @@ class PartyOwner:
             await self._sleep_or_gone(plan.amd_time)
             pbx.remote_hangup(ch, 16)
             return
+        # A person answers, says hello and listens: impatience starts after the greeting (the
+        # AMD window), which is also where the 2-second rule starts counting.
+        if plan.amd_time > 0 and ch.bridge is None:
+            try:
+                await asyncio.wait_for(ch.bridged.wait(), pbx.clock.real(plan.amd_time))
+            except TimeoutError:
+                pass
         talked = 0.0
         while not ch.dead:
             if ch.bridge is None:
