@@ -254,3 +254,22 @@ async def test_wrong_secret_is_refused_and_the_link_closed() -> None:
     finally:
         await client.close()
         await pbx.close()
+
+
+async def test_supervisor_chanspy_on_an_agent(env: Env) -> None:
+    """[24] Originate to a supervisor phone running ChanSpy: Spyer/Spyee blocks, no bridge."""
+    env.ami.send(
+        "Originate",
+        Channel="PJSIP/sup01",
+        Application="ChanSpy",
+        Data=f"{env.agent_channel},qw",
+        Async="true",
+        ChannelId="spy-1",
+    )
+    start = await env.ami.event("ChanSpyStart", SpyerUniqueid="spy-1")
+    assert start["SpyeeChannel"] == env.agent_channel
+    assert start["SpyerChannel"].startswith("PJSIP/sup01-")
+    await env.ami.action("Hangup", Channel=start["SpyerChannel"])
+    stop = await env.ami.event("ChanSpyStop", SpyerUniqueid="spy-1")
+    assert stop["SpyeeChannel"] == env.agent_channel
+    assert not env.ami.events("BridgeEnter")
