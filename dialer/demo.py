@@ -15,7 +15,7 @@ import random
 import secrets
 import socket
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,10 +43,22 @@ SURNAMES = ("Sharma", "Verma", "Yadav", "Patel", "Singh", "Gupta", "Mishra", "Ti
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on loopback that nothing listens on right now.
+
+    Taken below Linux's ephemeral range (32768-60999): a client that connects to a port in
+    that range before its server listens can connect to itself (TCP simultaneous open) and
+    then hold the very port the server wants.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free TCP port on 127.0.0.1 in 20000-32000")
 
 
 @dataclass
@@ -167,6 +179,7 @@ class Rig:
         self.db_url = spec.db_url or f"sqlite+aiosqlite:///{self.workdir / 'dialer.db'}"
         self.secret = secrets.token_urlsafe(18)
         self.agi_port = free_port()
+        self.ami_port = 0
         self.clock = ScaledClock(spec.speed)
         self.sim: Any = None
         self.db: Any = None
@@ -183,8 +196,13 @@ class Rig:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def start(self) -> None:
-        """Seed the database, start the simulator, then the controller."""
+    async def start(self, on_sim: Callable[[Any], None] | None = None) -> None:
+        """Seed the database, start the controller, then the simulator.
+
+        The controller comes first (its AMI client keeps retrying until the simulator listens)
+        so the simulated agents find FastAGI up when they dial in; ``on_sim`` runs right after
+        the simulator started, before any simulated agent has acted (tests script them there).
+        """
         from dialer.db.database import Database
         from dialer.simpbx.pbx import SimAgentSpec, SimPbx
 
@@ -196,8 +214,9 @@ class Rig:
             SimAgentSpec(n, agent_pin(n), f"seat{i + 1:03d}")
             for i, n in enumerate(agent_numbers(self.spec.agents))
         ]
+        self.ami_port = free_port()
         self.sim = SimPbx(
-            ami_port=0,
+            ami_port=self.ami_port,
             agi_port=self.agi_port,
             username="dialer",
             secret=self.secret,
@@ -206,9 +225,11 @@ class Rig:
             seed=self.spec.seed,
             agents=agents,
         )
-        await self.sim.start()
         self.settings = self._settings(site)
         await self.start_controller()
+        await self.sim.start()
+        if on_sim is not None:
+            on_sim(self.sim)
 
     def _profile(self) -> Any:
         from dialer.simpbx.profile import load_profile
@@ -231,7 +252,7 @@ class Rig:
         )
         return Settings(
             ami=AmiSettings(
-                port=self.sim.ami_port, secret=self.secret, backoff_initial=0.05, backoff_max=0.5
+                port=self.ami_port, secret=self.secret, backoff_initial=0.05, backoff_max=0.5
             ),
             agi=AgiSettings(port=self.agi_port),
             database=DatabaseSettings(
