@@ -140,12 +140,18 @@ async def reserve(
     if not picked:
         return []
     until = now + hold
-    await session.execute(
+    # Mark only rows that are still free and say which: on PostgreSQL they are all ours (locked
+    # above); on SQLite the select ran before the write lock, so a concurrent reserver in this
+    # process may have taken some in between -- they are simply not handed out here.
+    marked = await session.execute(
         update(Lead)
-        .where(Lead.id.in_([lead.id for lead, _ in picked]))
+        .where(Lead.id.in_([lead.id for lead, _ in picked]), free)
         .values(inflight_owner=owner, inflight_until=until)
+        .returning(Lead.id)
         .execution_options(synchronize_session=False)
     )
+    ours = set(marked.scalars().all())
+    picked = [(lead, cb) for lead, cb in picked if lead.id in ours]
     return [
         LeadToDial(
             lead_id=lead.id,

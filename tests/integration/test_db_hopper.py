@@ -272,3 +272,17 @@ async def test_two_controllers_never_get_the_same_lead(pg_only_url: str) -> None
     assert len(a) > 0 and len(b) > 0
     everything = a + b
     assert len(everything) == len(set(everything)) == total
+
+
+async def test_concurrent_reservers_in_one_controller(database: Database) -> None:
+    cid = await make_campaign(database)
+    total = 300
+    await add_leads(database, cid, total)
+    got: list[int] = []
+
+    async def worker() -> None:
+        while batch := await database.reserve_leads(cid, 6, NOON_IST, "c1"):
+            got.extend(lead.lead_id for lead in batch)
+
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(5))), 60)
+    assert len(got) == len(set(got)) == total
