@@ -88,6 +88,7 @@ class Channel:
     bridged: asyncio.Event = field(default_factory=asyncio.Event)
     dtmf_features: str = ""
     monitoring: bool = False
+    music_on_hold: bool = False
     peer: Channel | None = None  # the other half of a Local channel
     half: int = 0  # 1 or 2 for Local halves
     owner: Any = None  # SimAgent / party plan holder answering GET DATA

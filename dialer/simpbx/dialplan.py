@@ -778,7 +778,70 @@ class AgiSession:
             return 0
         if name == "amd":
             return 0 if await dp.amd(ch) else -1
+        if name in ("startmusiconhold", "musiconhold"):
+            pbx.emit_ch("MusicOnHoldStart", ch, [("Class", data.split(",")[0] or "default")])
+            ch.music_on_hold = True
+            if name == "musiconhold":
+                return 0 if await dp.wait(ch, _seconds(data, 1, 3600.0)) else -1
+            return 0
+        if name == "stopmusiconhold":
+            if ch.music_on_hold:
+                ch.music_on_hold = False
+                pbx.emit_ch("MusicOnHoldStop", ch)
+            return 0
+        if name in ("saynumber", "saydigits", "sayalpha"):
+            return 0 if await dp.wait(ch, 0.5 * len(data.split(",")[0])) else -1
+        if name == "record":
+            return await self.record(data)
+        if name == "read":
+            return await self.read(data)
         return -2  # no such application [22]
+
+    async def record(self, data: str) -> int:
+        """Record(file,silence,max,opts): the caller speaks, then silence or the time limit."""
+        ch, pbx, dp = self.ch, self.pbx, self.dp
+        silence = _seconds(data, 1, 0.0)
+        limit = _seconds(data, 2, 0.0) or 3600.0
+        plan = ch.plan
+        speech = min(plan.talk / 4 if plan is not None else 8.0, limit)
+        if not await dp.wait(ch, speech + (silence if speech < limit else 0.0)):
+            if not ch.destroyed:
+                pbx.setvar(ch, "RECORD_STATUS", "HANGUP")
+            return -1
+        pbx.setvar(ch, "RECORD_STATUS", "SILENCE" if speech < limit else "TIMEOUT")
+        return 0
+
+    async def read(self, data: str) -> int:
+        """Read(var,prompt,maxdigits,opts,attempts,timeout): DTMF into a variable."""
+        ch, pbx, dp = self.ch, self.pbx, self.dp
+        parts = data.split(",")
+        var = parts[0]
+        prompt = parts[1] if len(parts) > 1 else ""
+        try:
+            maxdigits = int(parts[2]) if len(parts) > 2 and parts[2] else 255
+        except ValueError:
+            maxdigits = 255
+        timeout = _seconds(data, 5, GET_DATA_DEFAULT_TIMEOUT) or GET_DATA_DEFAULT_TIMEOUT
+        digits, delay = self._typed(prompt)
+        if not digits or delay > dp.prompt_seconds(prompt) + timeout:
+            ok = await dp.wait(ch, dp.prompt_seconds(prompt) + timeout)
+            pbx.setvar(ch, var, "")
+            pbx.setvar(ch, "READSTATUS", "TIMEOUT" if ok else "HANGUP")
+            return 0 if ok else -1
+        if not await dp.wait(ch, delay):
+            return -1
+        got = ""
+        for digit in digits:
+            if not await pbx.press(ch, digit):
+                return -1
+            if digit == "#":
+                break
+            got += digit
+            if len(got) >= maxdigits:
+                break
+        pbx.setvar(ch, var, got)
+        pbx.setvar(ch, "READSTATUS", "OK")
+        return 0
 
     async def exec_bridge(self, data: str) -> int:
         """``EXEC Bridge chan,opts``: BRIDGERESULT tells what happened; result=0 either way [31]."""
@@ -830,6 +893,17 @@ def parse_bridge_options(opts: str) -> tuple[Loc | None, bool]:
             allow = True
         i += 1
     return after, allow
+
+
+def _seconds(data: str, index: int, default: float) -> float:
+    """The ``index``-th comma-separated argument as seconds (``default`` if absent or junk)."""
+    parts = data.split(",")
+    if index >= len(parts) or not parts[index].strip():
+        return default
+    try:
+        return max(float(parts[index]), 0.0)
+    except ValueError:
+        return default
 
 
 def _ms(text: str, default: float) -> float:

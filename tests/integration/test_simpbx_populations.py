@@ -268,3 +268,45 @@ async def test_speed_scales_simulated_time(ctl: Controller) -> None:
     ring = float(orr["Timestamp"]) - float(begin["Timestamp"])
     talk = float(hang["Timestamp"]) - float(orr["Timestamp"])
     assert 2.9 < ring < 4.5 and 1.9 < talk < 3.5
+
+
+async def test_ivr_applications_used_by_the_inbound_flow(ctl: Controller) -> None:
+    """EXEC StartMusicOnHold/StopMusicOnHold, SayNumber, Read, Record (RECORD_STATUS)."""
+    replies: dict[str, str] = {}
+
+    async def ivr(call: AgiCall) -> None:
+        replies["moh"] = await call.cmd("EXEC StartMusicOnHold default")
+        replies["say"] = await call.cmd("EXEC SayNumber 3")
+        replies["stop"] = await call.cmd("EXEC StopMusicOnHold")
+        replies["read"] = await call.cmd('EXEC Read "CHOICE,ivr-menu,1"')
+        replies["choice"] = await call.cmd("GET VARIABLE CHOICE")
+        replies["record"] = await call.cmd('EXEC Record "/tmp/m-1.wav,3,60,k"')
+        replies["status"] = await call.cmd("GET VARIABLE RECORD_STATUS")
+        replies["nosuch"] = await call.cmd("EXEC NoSuchApp x")
+        await call.cmd("HANGUP")
+
+    ctl.agi.routes["ivr/main"] = ivr
+    prof = profile(inbound={"choices": {"2": 1.0}, "talk": Dist(40.0)})
+    pbx, ami = await run_pbx(ctl, prof, speed=100.0)
+    try:
+        from dialer.simpbx.model import plan_inbound
+
+        pbx.inbound_call("5551000", "9811112222", plan_inbound(prof, pbx.rng("x")))
+        await ctl.agi.wait_calls("ivr/main", done=True, limit=30)
+        await asyncio.wait_for(pbx.wait_idle(), 30)
+    finally:
+        await ami.close()
+        await pbx.close()
+    assert replies == {
+        "moh": "200 result=0",
+        "say": "200 result=0",
+        "stop": "200 result=0",
+        "read": "200 result=0",
+        "choice": "200 result=1 (2)",
+        "record": "200 result=0",
+        "status": "200 result=1 (SILENCE)",
+        "nosuch": "200 result=-2",
+    }
+    start = ami.events("MusicOnHoldStart")
+    assert len(start) == 1 and start[0]["Class"] == "default"
+    assert len(ami.events("MusicOnHoldStop")) == 1
