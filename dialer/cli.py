@@ -775,6 +775,55 @@ def ivr_report(state: State, day: str | None, days: int, as_json: bool) -> None:
 # --------------------------------------------------------------------------- run
 
 
+@main.command("run")
+@click.option(
+    "--migrate/--no-migrate",
+    default=False,
+    show_default=True,
+    help="Apply database migrations before starting (else run `dialer db upgrade` first).",
+)
+@click.option(
+    "--stop-grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="On SIGINT/SIGTERM: seconds to let calls in flight end before stopping.",
+)
+@pass_state
+def run_cmd(state: State, migrate: bool, stop_grace: float) -> None:
+    """The controller: drive Asterisk (AMI + FastAGI), PostgreSQL and Redis from dialer.toml.
+
+    Logs what it connects to; SIGINT/SIGTERM stop dialling, let calls end, flush every record.
+    """
+    import asyncio
+    import logging
+
+    from dialer.ami.errors import AmiAuthError
+    from dialer.app import Controller
+
+    settings = state.settings
+    logging.basicConfig(
+        level=settings.logging.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    controller = Controller(settings, migrate=migrate, stop_grace=stop_grace)
+    try:
+        asyncio.run(controller.run(signals=True))
+    except (AmiAuthError, OSError, BaseExceptionGroup) as exc:
+        raise click.ClickException(_startup_error(exc)) from None
+
+
+def _startup_error(exc: BaseException) -> str:
+    """One line for what stopped the controller (task groups wrap the real error)."""
+    from dialer.ami.errors import AmiAuthError
+
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, AmiAuthError):
+        return f"AMI login refused: {exc}"
+    return f"controller stopped: {type(exc).__name__}: {exc}"
+
+
 # --------------------------------------------------------------------------- supervisor
 
 
@@ -928,36 +977,6 @@ def bench_sim(
         click.echo(json.dumps(result, indent=2))
 
 
-@bench.command("db")
-@click.option(
-    "--url",
-    help="Database to measure on (default: a scratch database next to "
-    "database.url; PostgreSQL for the real figures).",
-)
-@click.option(
-    "--leads",
-    "lead_count",
-    type=click.IntRange(1000, 1_000_000),
-    default=100_000,
-    show_default=True,
-    help="Rows in the import benchmark and the hopper's pool.",
-)
-@click.option(
-    "--seconds",
-    type=click.FloatRange(0.5, 120),
-    default=5.0,
-    show_default=True,
-    help="How long each throughput phase runs (bounded).",
-)
-@pass_state
-def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> None:
-    """Leads import time, hopper picks/s and ledger writes/s, with baselines."""
-    from dialer.db.bench import run_bench
-
-    for line in _db_call(run_bench, state.settings, url, lead_count, seconds):
-        click.echo(line)
-
-
 @bench.command("ami")
 @click.option(
     "--traces",
@@ -1030,15 +1049,72 @@ def bench_blended(
         click.echo(line)
 
 
+@bench.command("db")
+@click.option(
+    "--url",
+    help="Database to measure on (default: a scratch database next to "
+    "database.url; PostgreSQL for the real figures).",
+)
+@click.option(
+    "--leads",
+    "lead_count",
+    type=click.IntRange(1000, 1_000_000),
+    default=100_000,
+    show_default=True,
+    help="Rows in the import benchmark and the hopper's pool.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(0.5, 120),
+    default=5.0,
+    show_default=True,
+    help="How long each throughput phase runs (bounded).",
+)
+@pass_state
+def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> None:
+    """Leads import time, hopper picks/s and ledger writes/s, with baselines."""
+    from dialer.db.bench import run_bench
+
+    for line in _db_call(run_bench, state.settings, url, lead_count, seconds):
+        click.echo(line)
+
+
 # --------------------------------------------------------------------------- demo
 
 
 @main.command()
-@click.option("--minutes", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
-@click.option("--speed", type=click.FloatRange(min=0.1), default=6.0, show_default=True)
-def demo(minutes: float, speed: float) -> None:
-    """Run the embedded demo: simulator + SQLite + 35 agents + live wallboard."""
-    raise click.ClickException(
-        "the demo is not built yet (issue: outbound calls end to end); "
-        "meanwhile try `dialer ami decode FILE`"
-    )
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="How long to run (wall-clock minutes).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1, max=20.0),
+    default=6.0,
+    show_default=True,
+    help="Simulated time per real second (the controller runs on the same clock).",
+)
+@click.option("--agents", type=click.IntRange(1, 200), default=35, show_default=True)
+@click.option("--leads", type=click.IntRange(10, 100000), default=3000, show_default=True)
+def demo(minutes: float, speed: float, agents: int, leads: int) -> None:
+    """Run the embedded demo: simulator + SQLite + 35 agents + live wallboard.
+
+    Needs no Asterisk, PostgreSQL or Redis: the built-in PBX simulator speaks AMI and FastAGI
+    on loopback, the real controller drives it, SQLite in a fresh file keeps the record.
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from dialer.demo import run_demo, summary_lines
+
+    console = Console()
+    try:
+        summary = asyncio.run(run_demo(minutes, speed, console=console, agents=agents, leads=leads))
+    except KeyboardInterrupt:
+        raise click.ClickException("demo interrupted") from None
+    for line in summary_lines(summary):
+        click.echo(line)

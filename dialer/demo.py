@@ -82,6 +82,7 @@ class RigSpec:
     trunk_channels: int = 200
     trunk_cps: float = 50.0
     owner: str = "rig-ctl"
+    stop_grace: float = 0.0  # real seconds calls in flight get to end at a clean stop
     agent_overrides: dict[str, Any] = field(default_factory=dict)
     called_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -275,7 +276,11 @@ class Rig:
         assert self.settings is not None
         self.live = MemoryLive()
         ctl = Controller(
-            self.settings, clock=self.clock, live=self.live, owner=self.spec.owner, stop_grace=0.0
+            self.settings,
+            clock=self.clock,
+            live=self.live,
+            owner=self.spec.owner,
+            stop_grace=self.spec.stop_grace,
         )
         self.controller = ctl
         self._task = asyncio.create_task(ctl.run(), name="controller")
@@ -322,3 +327,166 @@ class Rig:
             await self.sim.close()
         if self.db is not None:
             await self.db.close()
+
+
+# --------------------------------------------------------------------------- dialer demo
+
+
+DEMO_STOP_GRACE = 20.0
+
+
+@dataclass
+class DemoSummary:
+    """What a demo run did, for the closing summary."""
+
+    db_path: str
+    minutes: float
+    speed: float
+    results: dict[str, int]
+    dials: int
+    live: int
+    connects: int
+    abandoned: int
+    handoff_p50_ms: float | None
+    handoff_p99_ms: float | None
+    occupancy: float | None
+    simulated_minutes: float
+    dispositions: dict[str, int]
+
+
+async def run_demo(
+    minutes: float,
+    speed: float,
+    *,
+    console: Any = None,
+    agents: int = 35,
+    leads: int = 3000,
+    workdir: Path | None = None,
+) -> DemoSummary:
+    """The embedded default: simulator + SQLite + agents + the real controller + wallboard."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from dialer.live.wallboard import Extras, PaceMeter, render
+
+    console = console or Console()
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="dialer-demo-"))
+    _quiet_logs(workdir / "demo.log")
+    spec = RigSpec(
+        agents=agents,
+        leads=leads,
+        speed=speed,
+        seed=int(datetime.now().timestamp()),
+        stop_grace=DEMO_STOP_GRACE,
+    )
+    rig = Rig(spec, workdir=workdir)
+    console.print(
+        f"[bold]dialer demo[/]: {agents} simulated agents, {leads} leads in "
+        f"{DISTRICT[1]} district ({len(MANDALS)} mandals), speed x{speed:g}, "
+        f"{minutes:g} min; database {rig.db_url.split('///', 1)[-1]}"
+    )
+    await rig.start()
+    meter = PaceMeter()
+    deadline = asyncio.get_running_loop().time() + minutes * 60.0
+    try:
+        with Live(console=console, refresh_per_second=2, screen=False, transient=False) as live:
+            while asyncio.get_running_loop().time() < deadline:
+                snap = await rig.live.snapshot()
+                now = rig.clock.now()
+                frame = render(snap, now, extras=Extras(pace=meter.update(snap, now)))
+                live.update(frame)
+                await asyncio.sleep(0.5)
+    finally:
+        engine = rig.engine if rig.controller and rig.controller.parts else None
+        sim_minutes = (rig.clock.now() - 1000.0) / 60.0
+        console.print(
+            f"\nStopping: no new calls; up to {DEMO_STOP_GRACE:g} s for the calls in flight..."
+        )
+        await rig.close()
+    handoffs = sorted(engine.stats.handoff_ms) if engine else []
+    counters: dict[str, float] = {}
+    if engine:
+        for run in engine.campaigns.values():
+            counters = dict(run.counters)
+    results, dispositions = await _db_counts(rig.db_url)
+    available = counters.get("available_seconds", 0.0)
+    return DemoSummary(
+        db_path=rig.db_url.split("///", 1)[-1],
+        minutes=minutes,
+        speed=speed,
+        results=results,
+        dials=int(counters.get("dials", 0)),
+        live=int(counters.get("live", 0)),
+        connects=int(counters.get("connects", 0)),
+        abandoned=int(counters.get("abandoned", 0)),
+        handoff_p50_ms=handoffs[len(handoffs) // 2] if handoffs else None,
+        handoff_p99_ms=handoffs[min(len(handoffs) - 1, int(len(handoffs) * 0.99))]
+        if handoffs
+        else None,
+        occupancy=counters.get("busy_seconds", 0.0) / available if available else None,
+        simulated_minutes=sim_minutes,
+        dispositions=dispositions,
+    )
+
+
+async def _db_counts(url: str) -> tuple[dict[str, int], dict[str, int]]:
+    from sqlalchemy import func, select
+
+    from dialer.db.database import Database
+    from dialer.db.models import Call, Disposition
+
+    db = Database(url)
+    try:
+        async with db.sessionmaker() as s:
+            rows = await s.execute(select(Call.result, func.count()).group_by(Call.result))
+            results = {str(r): int(n) for r, n in rows.all()}
+            rows = await s.execute(
+                select(Disposition.code, func.count()).group_by(Disposition.code)
+            )
+            dispositions = {str(c): int(n) for c, n in rows.all()}
+    finally:
+        await db.close()
+    return results, dispositions
+
+
+def _quiet_logs(path: Path) -> None:
+    """Send logs to a file: the terminal belongs to the wallboard."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("dialer.engine").setLevel(logging.WARNING)
+
+
+def summary_lines(s: DemoSummary) -> list[str]:
+    """The closing summary as plain lines."""
+    rate = s.abandoned / s.live if s.live else 0.0
+    out = [
+        f"Ran {s.minutes:g} min at x{s.speed:g} ({s.simulated_minutes:.0f} simulated minutes).",
+        f"Dials {s.dials}, live answers {s.live}, connected {s.connects}, "
+        f"abandoned {s.abandoned} ({rate:.1%} of live answers).",
+    ]
+    if s.handoff_p50_ms is not None and s.handoff_p99_ms is not None:
+        out.append(
+            f"Hand-off (AMD verdict -> both in the bridge): p50 {s.handoff_p50_ms:.1f} ms, "
+            f"p99 {s.handoff_p99_ms:.1f} ms (real time)."
+        )
+    if s.occupancy is not None:
+        out.append(f"Agent occupancy (talk + wrap-up over available time): {s.occupancy:.0%}.")
+    if s.results:
+        settled = {k: v for k, v in s.results.items() if k != "None"}
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(settled.items(), key=lambda kv: -kv[1]))
+        out.append(f"Ledger results: {parts}.")
+        if "None" in s.results:
+            out.append(
+                f"{s.results['None']} call(s) were still up at the stop: their rows stay open "
+                "until the next start settles them (restart recovery)."
+            )
+    if s.dispositions:
+        parts = ", ".join(f"{k}: {v}" for k, v in sorted(s.dispositions.items()))
+        out.append(f"Dispositions by code: {parts}.")
+    out.append(f"Database: {s.db_path}")
+    return out

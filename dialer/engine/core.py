@@ -172,6 +172,14 @@ class Stats:
     ended: int = 0
 
 
+def _percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile of the last 1,000 values (None when there are none)."""
+    if not values:
+        return None
+    recent = sorted(values[-1000:])
+    return recent[min(len(recent) - 1, int(q * len(recent)))]
+
+
 def _now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -497,6 +505,7 @@ class Engine:
         )
         self._log_agent(after, record, before)
         self._pace_agent(before, after, now)
+        self._account(before, now)
         self.live.agent(agent_id, None if not after.logged_in else self._agent_view(after))
         if after.status is S.READY and after.campaign:
             self._dispatch(_int(after.campaign) or 0)
@@ -505,6 +514,16 @@ class Engine:
             # inbound callers get this agent before the pacer may launch a call for them.
             self.inbound.dispatch()
         return after
+
+    def _account(self, before: AgentState, now: float) -> None:
+        """Add the time just spent in ``before.status`` to the campaign's occupancy figures."""
+        run = self.campaigns.get(_int(before.campaign) or -1)
+        if run is None or not before.logged_in or before.status is S.PAUSED:
+            return
+        spent = max(0.0, now - before.since)
+        run.counters["available_seconds"] = run.counters.get("available_seconds", 0.0) + spent
+        if before.status is not S.READY:
+            run.counters["busy_seconds"] = run.counters.get("busy_seconds", 0.0) + spent
 
     def _log_agent(self, after: AgentState, record: ag.Transition, before: AgentState) -> None:
         campaign = _int(after.campaign or before.campaign)
@@ -1740,7 +1759,15 @@ class Engine:
                     for k in self.calls.values()
                     if k.state.campaign == str(cid) and k.state.phase is CallPhase.WAITING
                 ),
-                "last_decision": run.last_decision,
+                "decision": {
+                    "launch": run.last_decision,
+                    "note": str(getattr(getattr(run.pacer, "last_decision", None), "reason", "")),
+                },
+                "pacing_target": run.config.pacing_target,
+                "occupancy": (c.get("busy_seconds", 0.0) / c["available_seconds"])
+                if c.get("available_seconds")
+                else None,
+                "handoff_p50_ms": _percentile(self.stats.handoff_ms, 0.5),
                 "buffer": len(run.buffer),
                 "at": clock_now,
             }
