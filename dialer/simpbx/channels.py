@@ -89,6 +89,7 @@ class Channel:
     dtmf_features: str = ""
     monitoring: bool = False
     music_on_hold: bool = False
+    was_bridged: bool = False  # a bridge leaves hangupcause 16 behind [30 vs 21]
     peer: Channel | None = None  # the other half of a Local channel
     half: int = 0  # 1 or 2 for Local halves
     owner: Any = None  # SimAgent / party plan holder answering GET DATA

@@ -614,7 +614,8 @@ class AgiSession:
                 return r(-1)
             pbx.soft_hangup(target, 32 if target is ch else 16)
             if target is ch:
-                ch.hangup_cause = 0
+                # hangupcause stays what it was: unset (0) unless a bridge left 16 [21, 26, 30]
+                ch.hangup_cause = 16 if ch.was_bridged else 0
             return r(1)
         if name == "NOOP":
             return r(0)

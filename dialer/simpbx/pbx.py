@@ -423,14 +423,15 @@ class SimPbx:
         if ch.destroyed:
             return
         peer = ch.peer
+        cause = ch.hangup_cause if cause is None else cause
         if peer is not None and not peer.destroyed and ch.half == 1:
+            # The ;1 half going takes the far end with it, with the same cause [21, 30].
             if not peer.dead:
-                self.emit_ch("HangupRequest", peer, [("Cause", "0")])
+                self.emit_ch("HangupRequest", peer, [("Cause", str(cause))])
                 self.emit_ch("SoftHangupRequest", peer, [("Cause", "16")])
-            self._hangup_event(peer, 0 if cause is None else cause)
+            self._hangup_event(peer, cause)
         if ch.bridge is not None:
             self.end_bridge(ch.bridge, first=ch)
-        cause = ch.hangup_cause if cause is None else cause
         self._hangup_event(ch, cause)
 
     def _hangup_event(self, ch: Channel, cause: int) -> None:
@@ -509,6 +510,7 @@ class SimPbx:
         peer.mailbox.put_nowait(("bridge", bridge))
         for ch in (peer, caller):
             ch.bridged.set()
+            ch.was_bridged = True
         self.stats_counter["bridged"] += 1
         for ch in (peer, caller):
             owner = ch.owner

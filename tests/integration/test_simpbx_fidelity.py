@@ -673,3 +673,193 @@ async def test_inbound_ivr_replies_match_trace_26(traces_dir: Path) -> None:
 
     got = [endpos(t) for d, t in call.transcript if d == "<<"]
     assert got == [endpos(t) for t in agi_replies(rx)]
+
+
+# --------------------------------------------------------------------------- hand-off scenarios
+
+LAB_AGENT_CONTEXTS = {
+    "agent-login": "dialer-agent-loop",
+    "agent-login-loop": "dialer-agent-loop",
+    "agent-wrapup": "dialer-agent-wrapup",
+    "agent-wrapup-loop": "dialer-agent-wrapup",
+}
+
+
+@dataclass
+class Handoff:
+    """A recorded hand-off replayed with a simulated agent at seat001 in place of agent001."""
+
+    name: str
+    party_hangs_up: float = 1.0
+    talk: float = 5.0
+    patience: float = 600.0
+
+
+HANDOFFS = [
+    Handoff("18-handoff-agi-exec-bridge"),
+    Handoff("28-hold-loop-dtmf-bridge-wrapup"),
+    Handoff("30-agent-ends-customer-dtmf-disconnect", party_hangs_up=0.0, talk=7.0),
+    Handoff("31-exec-bridge-agent-gone", patience=2.5),
+]
+
+
+def handoff_profile(h: Handoff) -> Profile:
+    """The lab's far ends, and an agent who answers its phone but never dials in by itself."""
+    base = profile_for(Scenario(h.name))
+    return dataclasses.replace(
+        base,
+        called=dataclasses.replace(
+            base.called,
+            party_hangs_up=h.party_hangs_up,
+            patience=Dist(h.patience),
+            hangup_during_amd=0.0,
+        ),
+        agents=dataclasses.replace(
+            base.agents, login_spread=1e9, break_every=0.0, dispositions={"3": 1.0}
+        ),
+        pins=(
+            Pin(
+                pattern=r"^7\d{3}$",
+                outcome="human",
+                ring_seconds=1.0,
+                amd="HUMAN",
+                talk_seconds=h.talk,
+            ),
+        ),
+    )
+
+
+async def replay_handoff(
+    h: Handoff, traces: Path
+) -> tuple[list[Message], list[AgiCall], dict[str, str]]:
+    """Replay the .sent file: agent001 -> seat001 (our loop), lab contexts -> contract ones."""
+    from dialer.simpbx import SimAgentSpec
+
+    scripts = agi_scripts(traces, h.name)
+    rx = agi_rx(traces, h.name)
+    cust = next(i for i, data in enumerate(rx) if b"agi_network_script: outbound/answered" in data)
+    names: dict[str, str] = {}
+
+    def rename(line: str) -> str:
+        for lab, ours in names.items():
+            line = line.replace(lab, ours)
+        for lab, ours in LAB_AGENT_CONTEXTS.items():
+            line = line.replace(f"({lab}^", f"({ours}^")
+        return line
+
+    async def answered(call: AgiCall) -> None:
+        for line in scripts[cust]:
+            await call.cmd(rename(line))
+        if "HANGUP" in scripts[cust] and not call.got_hangup:
+            await call.wait_hangup_line()
+
+    async def wrapup(call: AgiCall) -> None:
+        code = (await call.cmd("GET DATA beep 15000 2")).split("=", 1)[1]
+        await call.cmd(f"SET VARIABLE DISPOSITION {code}")
+        await call.cmd("SET VARIABLE AGENT_STATE READY")
+
+    agi = ScriptedAgi({"outbound/answered": answered, "agent/wrapup": wrapup})
+    await agi.start()
+    pbx = SimPbx(
+        agi_port=agi.port,
+        secret=LAB_SECRET,
+        speed=SPEED,
+        seed=1,
+        profile=handoff_profile(h),
+        agents=(SimAgentSpec("agent001", "1", "seat001"),),
+    )
+    await pbx.start()
+    client = AmiClient()
+    await client.connect(pbx.ami_port)
+    agent_uid = ""
+    try:
+        for msg in actions_of(traces / f"{h.name}.sent"):
+            headers = []
+            for key, value in msg.headers:
+                low = key.lower()
+                if low == "channel" and value == "PJSIP/agent001":
+                    value = "PJSIP/seat001"
+                elif low == "channel":
+                    value = rename(value)
+                elif low == "context":
+                    value = LAB_AGENT_CONTEXTS.get(value, value)
+                elif low == "channelid" and value.startswith("agent001"):
+                    agent_uid = value
+                headers.append((key, value))
+            is_orig = msg.kind == "action" and msg.name.lower() == "originate"
+            if is_orig and not any(k == "Channel" and v == "PJSIP/seat001" for k, v in headers):
+                headers += [("Variable", v) for v in CONTRACT_OUT]
+            start = len(client.frames)
+            client.send_raw(encode_headers(headers))
+            aid = msg.action_id
+            try:
+                await client.wait_for(
+                    lambda m, aid=aid: m.kind == "response" and m.action_id == aid,
+                    limit=30,
+                    start=start,
+                )
+            except AssertionError:
+                break
+            if is_orig and agent_uid and not names:
+                orr = await client.event("OriginateResponse", limit=30, Uniqueid=agent_uid)
+                await client.wait_for(
+                    lambda m: m.is_event("Newexten") and m.get("Application") == "WaitExten",
+                    limit=30,
+                )
+                lab = next(
+                    m["Channel"]
+                    for m in recorded(traces, h.name)
+                    if m.is_event("OriginateResponse") and m.get("Uniqueid") == agent_uid
+                )
+                names[lab] = orr["Channel"]
+            elif is_orig:
+                # the lab waited for the call to end and the agent to be back in the loop
+                uid = msg["ChannelId"]
+                await client.event("Hangup", limit=30, Uniqueid=uid)
+                if any(c.path == "agent/wrapup" for c in agi.calls):
+                    await agi.wait_calls("agent/wrapup", done=True, limit=30)
+            elif msg.name.lower() == "hangup":
+                await client.event("Hangup", limit=30, Channel=names.get(msg["Channel"], ""))
+    finally:
+        await client.close()
+        await pbx.close()
+        await agi.stop()
+    return client.frames, [c for c in agi.finished if c.path == "outbound/answered"], names
+
+
+@pytest.mark.parametrize("h", HANDOFFS, ids=lambda h: h.name)
+async def test_handoff_matches_the_recording(h: Handoff, traces_dir: Path) -> None:
+    """[18, 28, 30, 31] the customer's channels, the bridge and the customer's FastAGI replies."""
+    got, calls, names = await replay_handoff(h, traces_dir)
+    want = recorded(traces_dir, h.name)
+    assert responses(got) == responses(want), _diff(responses(want), responses(got))
+    want_seq, _ = comparable(want)
+    got_seq, _ = comparable(got)
+
+    def customer(seqs: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+        return {k: v for k, v in seqs.items() if k.startswith("cust")}
+
+    def agent_neutral(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [
+            tuple(
+                re.sub(r"PJSIP/(agent001|seat001)-", "PJSIP/AGENT-", str(x))
+                if x is not None
+                else None
+                for x in row
+            )
+            for row in rows
+        ]
+
+    assert customer(got_seq) and set(customer(got_seq)) == set(customer(want_seq))
+    for uid, rows in customer(want_seq).items():
+        assert agent_neutral(got_seq[uid]) == agent_neutral(rows), f"{uid}:\n" + _diff(
+            rows, got_seq[uid]
+        )
+    assert agent_neutral(got_seq.get("bridge", [])) == agent_neutral(want_seq.get("bridge", []))
+    rx = agi_rx(traces_dir, h.name)
+    want_rx = next(d for d in rx if b"agi_network_script: outbound/answered" in d)
+    (call,) = calls
+    got_replies = [norm_reply(t) for d, t in call.transcript if d == "<<"]
+    want_replies = [re.sub(r"endpos=\d+", "endpos=N", norm_reply(t)) for t in agi_replies(want_rx)]
+    assert [re.sub(r"endpos=\d+", "endpos=N", t) for t in got_replies] == want_replies
+    assert names  # the agent channel was renamed consistently
