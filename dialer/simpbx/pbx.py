@@ -28,6 +28,7 @@ from dialer.simpbx.profile import Profile, load_profile
 # Reason codes of OriginateResponse (AST_CONTROL_*): 0 failed, 3 ring timeout, 4 answered,
 # 5 busy, 8 congestion [13, 13L, 14, 15L].
 REASON_FAILED, REASON_TIMEOUT, REASON_ANSWERED, REASON_BUSY, REASON_CONGESTION = 0, 3, 4, 5, 8
+REASON_HANGUP = 1  # hung up while ringing (not recorded)
 ANSWER_AGENT_SECONDS = 0.3  # a softphone answers an originate to its seat
 _CID_RE = re.compile(r'^\s*(?:"([^"]*)"|([^<]*?))\s*<([^>]*)>\s*$')
 
@@ -713,8 +714,13 @@ class SimPbx:
             self._dial_state(ch, "DialState", "RINGING")
         result = await self._wait_outcome(ring, req.timeout, ch)
         if result == "cancelled":
-            self._fail_pjsip(req, ch, 16, None, "CANCEL", REASON_FAILED)
-            return OriginateResult(False, REASON_FAILED)
+            # Hung up (AMI Hangup) while ringing: not recorded; Asterisk's dial loop reports
+            # AST_CONTROL_HANGUP (Reason 1) and the dial ends CANCEL.
+            self.stats_counter["outcome_cancelled"] += 1
+            self._dial_state(ch, "DialEnd", "CANCEL")
+            self._originate_response(req, ch, REASON_HANGUP)
+            self.destroy(ch, ch.hangup_cause)
+            return OriginateResult(False, REASON_HANGUP)
         if result == "timeout":
             self.stats_counter["outcome_noanswer"] += 1
             self._originate_response(req, ch, REASON_TIMEOUT)
@@ -836,9 +842,11 @@ class SimPbx:
             self._dial_state(one, "DialState", "RINGING")
         result = await self._wait_outcome(plan.ring, req.timeout, one)
         if result == "cancelled":
+            self.stats_counter["outcome_cancelled"] += 1
+            self._dial_state(one, "DialEnd", "CANCEL")
+            self._originate_response(req, None, REASON_HANGUP, uniqueid=one.uniqueid)
             self.destroy(one, one.hangup_cause)
-            self._originate_response(req, None, REASON_FAILED, uniqueid=one.uniqueid)
-            return OriginateResult(False, REASON_FAILED)
+            return OriginateResult(False, REASON_HANGUP)
         if result == "timeout":
             self.stats_counter["outcome_noanswer"] += 1
             # [14L]: ;2 asked to hang up (19), ;1 gone (19), the OriginateResponse, ;2 gone.

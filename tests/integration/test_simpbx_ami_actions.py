@@ -273,3 +273,25 @@ async def test_supervisor_chanspy_on_an_agent(env: Env) -> None:
     stop = await env.ami.event("ChanSpyStop", SpyerUniqueid="spy-1")
     assert stop["SpyeeChannel"] == env.agent_channel
     assert not env.ami.events("BridgeEnter")
+
+
+async def test_hangup_while_ringing_cancels_the_originate(env: Env) -> None:
+    """AMI Hangup of a ringing outbound channel: DialEnd CANCEL, OriginateResponse Failure."""
+    env.ami.send(
+        "Originate",
+        Channel="PJSIP/3001@carrier",
+        Context="dialer-out",
+        Exten="s",
+        Priority=1,
+        Async="true",
+        ChannelId="cancel-1",
+        Timeout=60000,
+    )
+    ringing = await env.ami.event("Newstate", Uniqueid="cancel-1", ChannelStateDesc="Ringing")
+    await env.ami.action("Hangup", Channel=ringing["Channel"])
+    end = await env.ami.event("DialEnd", DestUniqueid="cancel-1")
+    orr = await env.ami.event("OriginateResponse", Uniqueid="cancel-1")
+    hang = await env.ami.event("Hangup", Uniqueid="cancel-1")
+    assert end["DialStatus"] == "CANCEL"
+    assert (orr["Response"], orr["Reason"]) == ("Failure", "1")
+    assert hang["Cause"] == "16"
