@@ -50,6 +50,7 @@ from dialer.pacing.simple import progressive_count
 RING_BINS = 120  # seconds of ringing the model knows about (1 s bins)
 TALK_BINS = 2400  # 40 minutes of talk
 ROWS = TALK_BINS  # rows per segment of the combined table
+GATHER_LIMIT = 1000  # above this many people, counting per row beats gathering rows
 WRAP_BINS = 900  # 15 minutes of wrap-up
 REBUILD_EVERY = 32  # observations between rebuilds of the prediction tables
 FAST_MEMORY = 60.0  # calls: the short memory that notices a sudden change
@@ -186,6 +187,7 @@ class PredictivePacer:
         # so a decision gathers all rows at once: agents count as -p (supply), calls as +p.
         self._signed = np.zeros((3 * ROWS, k))
         self._var = np.zeros((3 * ROWS, k))
+        self._both = np.zeros((3 * ROWS, 2 * k))  # [signed | var], for large snapshots
         self._q = np.zeros(k)
         self._dq = np.zeros(k)  # a new call's chance of a live answer in each second
         self._estimates: PacingEstimates | None = None
@@ -303,6 +305,7 @@ class PredictivePacer:
         rows = slice(segment * ROWS, (segment + 1) * ROWS)
         self._signed[rows] = sign * p
         self._var[rows] = p * (1.0 - p)
+        self._both[rows] = np.concatenate([self._signed[rows], self._var[rows]], axis=1)
 
     # ------------------------------------------------------------------ deciding
 
@@ -408,10 +411,38 @@ class PredictivePacer:
         index = np.clip(np.asarray(elapsed, dtype=np.float64), 0.0, ROWS - 1).astype(np.intp)
         index[len(snapshot.talking) : busy] += ROWS
         index[busy:] += 2 * ROWS
+        if index.shape[0] > GATHER_LIMIT:
+            return self._count_rows(snapshot, ready)
         rows = self._signed[index]
         mean: FloatArray = rows.sum(axis=0) + (len(snapshot.waiting) - ready)
-        var: FloatArray = self._var[index].sum(axis=0)
+        var = self._var[index].sum(axis=0)
         free = ready - float(rows[:busy, -1].sum())
+        return mean, var, free
+
+    def _count_rows(
+        self, snapshot: PacingSnapshot, ready: float
+    ) -> tuple[FloatArray, FloatArray, float]:
+        """:meth:`_gather` for many people: count them per row, then one product per segment."""
+        k = self.horizon
+        mean = np.full(k, len(snapshot.waiting) - ready)
+        var = np.zeros(k)
+        free = ready
+        segments = (
+            (snapshot.talking, 0, TALK_BINS),
+            (snapshot.wrapping, ROWS, WRAP_BINS),
+            (snapshot.ringing, 2 * ROWS, RING_BINS),
+        )
+        for elapsed, start, bins in segments:
+            if not elapsed:
+                continue
+            values = np.fromiter(elapsed, dtype=np.float64, count=len(elapsed))
+            index = np.clip(values, 0.0, bins - 1).astype(np.intp)
+            counts = np.bincount(index, minlength=bins).astype(np.float64)
+            both = counts @ self._both[start : start + bins]
+            mean += both[:k]
+            var += both[k:]
+            if start < 2 * ROWS:
+                free -= float(both[k - 1])
         return mean, var, free
 
     def _largest_safe(
