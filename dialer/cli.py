@@ -854,8 +854,15 @@ def bench() -> None:
     show_default=True,
     help="Days of the core scenario.",
 )
-@click.option("--stress-days", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--stress-days", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--grid-days", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--grid-hours",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Length of a grid day (core and stress days are 8 h).",
+)
 @click.option("--quick", is_flag=True, help="Core 3 days, stress 1 day, no grid: a smoke run.")
 @click.option(
     "--policy",
@@ -903,6 +910,7 @@ def bench_pacing(
     days: int,
     stress_days: int,
     grid_days: int,
+    grid_hours: float,
     quick: bool,
     policies: tuple[str, ...],
     seed: int,
@@ -922,7 +930,11 @@ def bench_pacing(
             scenario_names = ("core", "stress")
     try:
         scenarios = select_scenarios(
-            scenario_names, core_days=days, stress_days=stress_days, grid_days=grid_days
+            scenario_names,
+            core_days=days,
+            stress_days=stress_days,
+            grid_days=grid_days,
+            grid_hours=grid_hours,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

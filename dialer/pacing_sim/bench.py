@@ -133,11 +133,16 @@ def run_matrix(
 
 
 def select_scenarios(
-    names: Sequence[str], *, core_days: int, stress_days: int, grid_days: int
+    names: Sequence[str],
+    *,
+    core_days: int,
+    stress_days: int,
+    grid_days: int,
+    grid_hours: float = 2.0,
 ) -> list[Scenario]:
     """Scenarios by group name (core, stress, grid) or by scenario name."""
     everything = [replace(CORE, days=core_days), *stress_scenarios(stress_days)]
-    grid = grid_scenarios(grid_days)
+    grid = grid_scenarios(grid_days, grid_hours)
     chosen: list[Scenario] = []
     for name in names:
         if name == "core":

@@ -62,8 +62,11 @@ def stress_scenarios(days: int) -> list[Scenario]:
     ]
 
 
-def grid_scenarios(days: int) -> list[Scenario]:
-    """agents 5/10/20/35/50 x live share 10/25/50% x handle 60/180/420 s, ``days`` each."""
+def grid_scenarios(days: int, hours: float = 2.0) -> list[Scenario]:
+    """agents 5/10/20/35/50 x live share 10/25/50% x handle 60/180/420 s, ``days`` each.
+
+    Grid days are ``hours`` long (default 2): 45 cells at 10% live share dial a lot.
+    """
     out = []
     for agents in (5, 10, 20, 35, 50):
         for live in (0.10, 0.25, 0.50):
@@ -77,6 +80,7 @@ def grid_scenarios(days: int) -> list[Scenario]:
                         talk_mean=handle * 5.0 / 6.0,
                         wrap_mean=handle / 6.0,
                         days=days,
+                        day_seconds=hours * HOUR,
                         note="grid",
                     )
                 )
