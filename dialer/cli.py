@@ -283,6 +283,7 @@ def campaign_set(
     retry = options.get("retry") or ()
     values = _campaign_values(options, pairs)
     _echo_lines(_db_call(commands.campaign_set, state.settings, campaign_ref, values, retry))
+    _tell_reload(state, campaign_ref)  # a running controller picks the change up now
 
 
 # --------------------------------------------------------------------------- leads
@@ -827,7 +828,353 @@ def _startup_error(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- supervisor
 
 
+def _live(coro: Any) -> Any:
+    """Run a dialer.live coroutine; its one-line LiveError becomes a click error."""
+    import asyncio
+
+    from dialer.live.connection import LiveError
+
+    try:
+        return asyncio.run(coro)
+    except LiveError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _outcome(outcome: Any, as_json: bool) -> None:
+    """Print a supervisor outcome (lines, or JSON); a refused command exits 1."""
+    if as_json:
+        click.echo(json.dumps(dict(outcome.data), indent=2, ensure_ascii=False, default=str))
+    else:
+        for line in outcome.lines:
+            click.echo(line)
+    if not outcome.ok:
+        sys.exit(1)
+
+
+def _command(state: State, name: str, args: dict[str, Any], as_json: bool) -> None:
+    """Send one command through the bus and print the controller's reply."""
+    from dialer.live import supervisor
+
+    _outcome(_live(supervisor.send(state.settings, name, args)), as_json)
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+
+
+def _tell_reload(state: State, campaign_ref: str) -> None:
+    """After a campaign change: tell a running controller (when Redis is configured)."""
+    from dialer.live import supervisor
+
+    line = _live(supervisor.tell_reload(state.settings, campaign_ref))
+    if line:
+        click.echo(line)
+
+
+def _campaign_action(action: str) -> Any:
+    @campaign.command(action)
+    @click.argument("campaign_ref", metavar="CAMPAIGN")
+    @_json_option
+    @pass_state
+    def command(state: State, campaign_ref: str, as_json: bool) -> None:
+        from dialer.live import supervisor
+
+        outcome = _live(supervisor.campaign_action(state.settings, campaign_ref, action))
+        _outcome(outcome, as_json)
+
+    command.__doc__ = (
+        f"{action.capitalize()} CAMPAIGN: saved in the database, a running controller is told."
+    )
+    return command
+
+
+campaign_start = _campaign_action("start")
+campaign_pause = _campaign_action("pause")
+campaign_stop = _campaign_action("stop")
+
+
+@agents.command("list")
+@_json_option
+@pass_state
+def agents_list(state: State, as_json: bool) -> None:
+    """Agents logged in now: state, time in it, reason, campaign, call (live, from Redis)."""
+    from rich.console import Console
+
+    from dialer.live import supervisor
+    from dialer.live.wallboard import agents_table
+
+    snap = _live(supervisor.snapshot(state.settings))
+    if as_json:
+        rows = [{"agent": k, **dict(v)} for k, v in snap.agents.items()]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        return
+    Console().print(agents_table(snap, snap.engine_now()))
+
+
+def _reason_option(fn: Any) -> Any:
+    return click.option(
+        "--reason",
+        default="break",
+        show_default=True,
+        help="Reason code: break, lunch, meeting, training, technical, personal, other ...",
+    )(fn)
+
+
+@agents.command("pause")
+@click.argument("agent")
+@_reason_option
+@_json_option
+@pass_state
+def agents_pause(state: State, agent: str, reason: str, as_json: bool) -> None:
+    """Pause AGENT (no new calls) with a reason code."""
+    from dialer.live import supervisor
+
+    _live(_async_check(supervisor.check_reason, reason))
+    _command(state, "agent.pause", {"agent": agent, "reason": reason}, as_json)
+
+
+@agents.command("unpause")
+@click.argument("agent")
+@_json_option
+@pass_state
+def agents_unpause(state: State, agent: str, as_json: bool) -> None:
+    """Make AGENT ready again."""
+    _command(state, "agent.unpause", {"agent": agent}, as_json)
+
+
+@agents.command("logout")
+@click.argument("agent")
+@_reason_option
+@_json_option
+@pass_state
+def agents_logout(state: State, agent: str, reason: str, as_json: bool) -> None:
+    """Log AGENT out (their line is hung up), with a reason code."""
+    from dialer.live import supervisor
+
+    _live(_async_check(supervisor.check_reason, reason))
+    _command(state, "agent.logout", {"agent": agent, "reason": reason}, as_json)
+
+
+async def _async_check(check: Any, *args: Any) -> Any:
+    return check(*args)
+
+
+@main.group()
+def queue() -> None:
+    """Calls waiting and ringing, agents by state; pause queues, move agents."""
+
+
+@queue.command("status")
+@_json_option
+@pass_state
+def queue_status(state: State, as_json: bool) -> None:
+    """Per campaign and inbound queue: calls ringing and waiting, agents by state."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dialer.live import supervisor
+
+    rows = supervisor.queue_rows(_live(supervisor.snapshot(state.settings)))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        return
+    table = Table(title="Queues", title_justify="left")
+    for name in ("Name", "Kind", "Status", "Ringing", "Waiting", "Agents by state"):
+        table.add_column(name, justify="right" if name in ("Ringing", "Waiting") else "left")
+    for r in rows:
+        agents_text = ", ".join(f"{k.lower()} {v}" for k, v in r["agents"].items()) or "-"
+        table.add_row(
+            r["name"], r["kind"], r["status"], str(r["ringing"]), str(r["waiting"]), agents_text
+        )
+    Console().print(table)
+
+
+@queue.command("pause")
+@click.argument("queue_name", metavar="QUEUE")
+@_json_option
+@pass_state
+def queue_pause(state: State, queue_name: str, as_json: bool) -> None:
+    """Pause QUEUE: new callers hear the closed message."""
+    _command(state, "queue.pause", {"queue": queue_name}, as_json)
+
+
+@queue.command("resume")
+@click.argument("queue_name", metavar="QUEUE")
+@_json_option
+@pass_state
+def queue_resume(state: State, queue_name: str, as_json: bool) -> None:
+    """Open QUEUE again."""
+    _command(state, "queue.resume", {"queue": queue_name}, as_json)
+
+
+@queue.command("assign")
+@click.argument("agent")
+@click.argument("target")
+@click.option("--priority", type=click.IntRange(0, 100), help="Priority of TARGET for the agent.")
+@_json_option
+@pass_state
+def queue_assign(
+    state: State, agent: str, target: str, priority: int | None, as_json: bool
+) -> None:
+    """Move AGENT to TARGET (a campaign name or id, or an inbound queue)."""
+    args: dict[str, Any] = {"agent": agent, "target": target}
+    if priority is not None:
+        args["priority"] = priority
+    _command(state, "queue.assign", args, as_json)
+
+
+@main.command()
+@click.option("--refresh", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
+@click.option("--once", is_flag=True, help="Print one frame and exit (no full screen).")
+@pass_state
+def wallboard(state: State, refresh: float, once: bool) -> None:
+    """The live floor, full screen, redrawn every second (Ctrl-C to leave)."""
+    from rich.console import Console
+
+    from dialer.live import supervisor
+
+    try:
+        _live(supervisor.run_wallboard(state.settings, Console(), refresh=refresh, once=once))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group()
+def monitor() -> None:
+    """Listen to, whisper to or barge in on an agent's call from a supervisor phone."""
+
+
+def _monitor_action(mode: str, help_text: str) -> Any:
+    @monitor.command(mode, help=help_text)
+    @click.argument("agent")
+    @click.option("--to", "to", required=True, help="Supervisor phone: sup01 (or 01, 1).")
+    @_json_option
+    @pass_state
+    def command(state: State, agent: str, to: str, as_json: bool) -> None:
+        from dialer.live import supervisor
+
+        endpoint = _live(_async_check(supervisor.supervisor_endpoint, state.settings, to))
+        _command(state, "monitor", {"agent": agent, "mode": mode, "to": endpoint}, as_json)
+
+    return command
+
+
+monitor_listen = _monitor_action("listen", "Listen to AGENT's call (nobody hears you).")
+monitor_whisper = _monitor_action("whisper", "Speak to AGENT only; the caller does not hear.")
+monitor_barge = _monitor_action("barge", "Join AGENT's call: both hear you.")
+
+
 # --------------------------------------------------------------------------- reports
+
+
+@main.group()
+def report() -> None:
+    """Reports from the record: table, CSV (--csv) and a chart (--png)."""
+
+
+def _report_command(name: str, help_text: str) -> Any:
+    @report.command(name, help=help_text)
+    @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day.")
+    @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last day (included).")
+    @click.option("--campaign", "campaign_ref", help="Only this campaign (name or id).")
+    @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path))
+    @_json_option
+    @pass_state
+    def command(state: State, /, **opts: Any) -> None:
+        _report(state, name, **opts)
+
+    return command
+
+
+report_daily = _report_command("daily", "The day's summary per campaign (default: today).")
+report_agents = _report_command(
+    "agents", "Per agent: calls, talk and wrap-up time, occupancy, pause time by reason."
+)
+report_abandonment = _report_command(
+    "abandonment", "Abandonment per campaign and day, and over the rolling 30 days."
+)
+
+
+@report.command("coverage")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), help="First day.")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), help="Last day (included).")
+@click.option("--campaign", "campaign_ref", help="Only this campaign (name or id).")
+@click.option(
+    "--level",
+    type=click.Choice(["district", "mandal", "shakti_kendra", "booth"]),
+    default="booth",
+    show_default=True,
+    help="How deep to roll up the hierarchy.",
+)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path))
+@_json_option
+@pass_state
+def report_coverage(state: State, /, level: str, **opts: Any) -> None:
+    """Coverage of the hierarchy: leads, reached and dispositions per unit."""
+    _report(state, "coverage", level=level, **opts)
+
+
+def _report(
+    state: State,
+    name: str,
+    *,
+    first: Any,
+    last: Any,
+    campaign_ref: str | None,
+    csv_path: Path | None,
+    png_path: Path | None,
+    as_json: bool,
+    **extra: Any,
+) -> None:
+    import asyncio
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from rich.console import Console
+
+    from dialer.reports import output
+    from dialer.reports.queries import REPORTS, Period
+
+    settings = state.settings
+    today = datetime.now(ZoneInfo(settings.site.timezone)).date()
+    start = first.date() if first else (last.date() if last else today)
+    end = last.date() if last else (start if first else today)
+    if end < start:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+    period = Period(start, end, settings.site.timezone)
+
+    async def run() -> Any:
+        from dialer.db.database import Database
+
+        db = Database.from_settings(settings)
+        try:
+            async with db.sessionmaker() as session:
+                return await REPORTS[name](session, period, campaign_ref, **extra)
+        finally:
+            await db.close()
+
+    try:
+        result = asyncio.run(run())
+    except LookupError as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+    except Exception as exc:
+        from dialer.live.connection import scrub
+
+        url = settings.database.url.get_secret_value()
+        first_line = (str(exc).splitlines() or [""])[0]
+        message = f"database: {type(exc).__name__}: {scrub(first_line, url)}"
+        raise click.ClickException(message) from None
+    if as_json:
+        click.echo(output.to_json(result))
+    else:
+        Console().print(output.table(result))
+    if csv_path is not None:
+        output.write_csv(result, csv_path)
+        click.echo(f"wrote {csv_path}", err=as_json)
+    if png_path is not None:
+        output.write_png(result, png_path)
+        click.echo(f"wrote {png_path}", err=as_json)
 
 
 # --------------------------------------------------------------------------- bench

@@ -1,0 +1,261 @@
+"""The supervisor CLI against a controller serving the Redis bus (real Redis, real database)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from dialer.cli import main
+from dialer.config import AsteriskSettings, EngineSettings, Settings, TrunkSettings
+from dialer.db.campaigns import create_campaign
+from dialer.db.database import Database
+from dialer.db.models import AuditLog, Campaign
+from dialer.domain.agent import AgentStatus
+from dialer.engine.core import Engine
+from dialer.engine.inputs import AmiLink, LoginIn
+from dialer.engine.ports import CampaignConfig
+from dialer.live.bus import AuditRecord, RedisBus, serve
+from dialer.live.state import RedisLive, redis_live
+
+from ..unit.engine_fakes import FakeAmi, FakeStore
+from .test_live_bus import FakeEngine
+
+pytestmark = pytest.mark.redis
+
+AGENT_CHAN = "PJSIP/seat001-00000001"
+
+
+class ControllerThread:
+    """A controller in its own thread and event loop, as `dialer run` would be elsewhere."""
+
+    def __init__(self, redis_url: str, prefix: str, make: Any) -> None:
+        self.redis_url, self.prefix, self.make = redis_url, prefix, make
+        self.ready = threading.Event()
+        self.audit: list[AuditRecord] = []
+        self.engine: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        client = aioredis.from_url(self.redis_url, decode_responses=True)
+        bus = RedisBus(client, self.prefix, heartbeat_interval=0.2)
+
+        async def record(entry: AuditRecord) -> None:
+            self.audit.append(entry)
+
+        async with redis_live(client, self.prefix) as live:
+            self.engine = await self.make(live)
+            self._task = asyncio.create_task(serve(bus, self.engine.submit, audit=record))
+            await bus.ready.wait()
+            await live.flush()
+            self.ready.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            stop = getattr(self.engine, "stop", None)
+            if stop is not None:
+                await stop(grace=0)
+        await client.aclose()
+
+    def __enter__(self) -> ControllerThread:
+        self._thread.start()
+        assert self.ready.wait(10), "controller did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._task is not None
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def env(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    cfg = tmp_path / "dialer.toml"
+    cfg.write_text("")
+    yield {
+        "DIALER_CONFIG": str(cfg),
+        "DIALER_REDIS_URL": redis_url,
+        "DIALER_REDIS_KEY_PREFIX": redis_prefix,
+        "DIALER_REDIS_COMMAND_TIMEOUT": "5",
+        "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'd.db'}",
+    }
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=redis_prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def dialer(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+async def fake_engine(live: Any) -> FakeEngine:
+    engine = FakeEngine(live)
+    engine.publish_all()
+    return engine
+
+
+def test_agent_commands_reach_the_controller(env: dict[str, str]) -> None:
+    with ControllerThread(
+        env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], fake_engine
+    ) as c:
+        code, out = dialer(env, "agents", "pause", "1001", "--reason", "lunch")
+        assert (code, out.strip()) == (0, "agent 1001 PAUSED")
+        code, out = dialer(env, "agents", "pause", "1001", "--json")
+        assert code == 1 and json.loads(out)["code"] == "illegal_transition"
+        code, out = dialer(env, "agents", "unpause", "1001")
+        assert code == 0 and "READY" in out
+        code, out = dialer(env, "agents", "pause", "1001", "--reason", "tea; rm -rf")
+        assert code == 1 and "short code" in out
+    assert c.engine.agents["1001"] == "READY"
+    assert [(a.command, a.code, a.args.get("reason")) for a in c.audit] == [
+        ("agent.pause", "ok", "lunch"),
+        ("agent.pause", "illegal_transition", "break"),
+        ("agent.unpause", "ok", None),
+    ]
+
+
+def test_agents_list_and_queue_status_read_live_state(env: dict[str, str]) -> None:
+    with ControllerThread(
+        env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], fake_engine
+    ) as c:
+        assert dialer(env, "agents", "pause", "1002", "--reason", "meeting")[0] == 0
+        asyncio.run_coroutine_threadsafe(c.engine.live.flush(), c._loop).result(5)  # type: ignore[arg-type]
+        code, out = dialer(env, "agents", "list", "--json")
+        rows = {r["agent"]: r for r in json.loads(out)}
+        assert code == 0 and rows["1002"]["state"] == "PAUSED"
+        assert rows["1002"]["reason"] == "meeting" and rows["1001"]["state"] == "READY"
+        code, out = dialer(env, "agents", "list")
+        assert code == 0 and "PAUSED" in out and "meeting" in out
+        code, out = dialer(env, "queue", "status", "--json")
+        queues = {q["name"]: q for q in json.loads(out)}
+        assert queues["survey"]["status"] == "paused"
+        code, out = dialer({**env, "COLUMNS": "200"}, "wallboard", "--once")
+        assert code == 0 and "dialer wallboard" in out and "survey" in out and "1002" in out
+
+
+def test_monitor_is_sent_to_a_supervisor_phone(env: dict[str, str]) -> None:
+    with ControllerThread(
+        env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], fake_engine
+    ) as c:
+        code, out = dialer(env, "monitor", "whisper", "1001", "--to", "2")
+        assert code == 0, out
+        code, out = dialer(env, "monitor", "barge", "1001", "--to", "sup09")
+        assert code == 1 and "not a supervisor phone" in out
+    monitor = [cmd for cmd in c.engine.seen if cmd.name == "monitor"]
+    assert [dict(m.args) for m in monitor] == [{"agent": "1001", "mode": "whisper", "to": "sup02"}]
+
+
+def test_no_controller_and_no_redis_are_one_line_errors(env: dict[str, str]) -> None:
+    code, out = dialer(env, "agents", "pause", "1001")
+    assert code == 1 and out.count("\n") == 1 and "no controller is running" in out
+    code, out = dialer({**env, "DIALER_REDIS_URL": ""}, "queue", "status")
+    assert code == 1 and "no Redis configured" in out
+
+
+def test_redis_password_never_printed(env: dict[str, str]) -> None:
+    url = env["DIALER_REDIS_URL"].replace("redis://", "redis://nobody:s3cr3t-pw@")
+    code, out = dialer({**env, "DIALER_REDIS_URL": url}, "agents", "list")
+    assert code == 1 and "s3cr3t-pw" not in out and "***" in out
+
+
+def test_campaign_start_saves_audits_and_tells_the_controller(env: dict[str, str]) -> None:
+    db = Database(env["DIALER_DATABASE_URL"])
+
+    async def setup() -> None:
+        await db.upgrade()
+        async with db.transaction() as s:
+            await create_campaign(s, "survey")
+        await db.close()
+
+    asyncio.run(setup())
+    # No controller: saved, and said so.
+    code, out = dialer(env, "campaign", "pause", "survey")
+    assert code == 0 and "paused (saved)" in out and "no controller is running" in out
+    with ControllerThread(
+        env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], fake_engine
+    ) as c:
+        code, out = dialer(env, "campaign", "start", "survey", "--json")
+        assert code == 0, out
+        data = json.loads(out)
+        assert data["status"] == "running" and data["controller"]["code"] == "ok"
+        code, out = dialer(env, "campaign", "stop", "nope")
+        assert code == 1 and "nope" in out
+    assert c.engine.campaigns["survey"] == "running"
+
+    async def rows() -> tuple[str, list[tuple[str, str, str]]]:
+        async with db.transaction() as s:
+            status = (await s.execute(select(Campaign.status))).scalar_one()
+            audit = (await s.execute(select(AuditLog).order_by(AuditLog.id))).scalars().all()
+            out = [(a.actor, a.action, a.target) for a in audit]
+        await db.close()
+        return status, out
+
+    status, audit = asyncio.run(rows())
+    assert status == "running"
+    assert audit == [
+        ("default", "campaign.pause", "survey"),
+        ("default", "campaign.start", "survey"),
+    ]
+    assert [(a.actor, a.command) for a in c.audit] == [("default", "campaign.start")]
+
+
+def _engine_settings() -> Settings:
+    trunk = TrunkSettings(name="carrier", dial_template="Local/{number}@sim", max_cps=100)
+    return Settings(
+        asterisk=AsteriskSettings(trunks=(trunk,)),
+        engine=EngineSettings(tick_interval=0.02),
+    )
+
+
+async def real_engine(live: RedisLive) -> Engine:
+    """The real single-writer engine with fake Asterisk and record, one agent logged in."""
+    store = FakeStore()
+    store.campaigns_[1] = CampaignConfig(1, "spring", dial_mode="progressive", status="paused")
+    engine = Engine(_engine_settings(), store, FakeAmi(), live=live)
+    engine.store_ = store  # type: ignore[attr-defined]
+    asyncio.create_task(engine.run())  # noqa: RUF006 - stopped through engine.stop()
+    engine.add_campaign(store.campaigns_[1])
+    engine.post(AmiLink(True))
+    reply = await engine.ask(lambda f: LoginIn("1001", AGENT_CHAN, "seat001", (1,), False, f))
+    assert reply.ok, reply
+    return engine
+
+
+def test_cli_against_the_real_engine(env: dict[str, str]) -> None:
+    with ControllerThread(
+        env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], real_engine
+    ) as c:
+        code, out = dialer(env, "agents", "pause", "1001", "--reason", "lunch")
+        assert code == 0, out
+        assert c.engine.agents["1001"].status is AgentStatus.PAUSED
+        assert c.engine.agents["1001"].reason == "lunch"
+        asyncio.run_coroutine_threadsafe(c.engine.live.flush(), c._loop).result(5)  # type: ignore[arg-type]
+        code, out = dialer(env, "agents", "list", "--json")
+        assert {r["agent"]: r["state"] for r in json.loads(out)} == {"1001": "PAUSED"}
+        code, out = dialer(env, "monitor", "listen", "1001", "--to", "sup01")
+        assert code == 0, out
+        code, out = dialer(env, "agents", "logout", "9999")
+        assert code == 1 and "unknown_agent" in out
+    spy = [o for o in c.engine.ami.actions if o[0] == "Originate"]
+    headers = dict(spy[0][1])
+    assert headers["Channel"] == "PJSIP/sup01" and headers["Application"] == "ChanSpy"
+    assert headers["Data"] == f"{AGENT_CHAN},q"
+    assert [a.command for a in c.audit] == ["agent.pause", "monitor", "agent.logout"]
+    assert c.audit[0].at <= datetime.now(UTC)
