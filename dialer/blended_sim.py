@@ -216,7 +216,10 @@ class _Sim:
             talking=tuple(now - a.since for a in out if a.state == TALK),
             wrapping=tuple(now - a.since for a in out if a.state == WRAP),
             ringing=tuple(now - c[0] for c in self.ringing.values()),
-            waiting=tuple(now - w[1] for w in self.waiting_out),
+            # answered outbound calls waiting, and (blended) inbound callers still in the
+            # queue: each takes the next free agent, as EngineInbound.pacing_view tells the pacer
+            waiting=tuple(now - w[1] for w in self.waiting_out)
+            + ((0.0,) * len(self.queue) if self.sc.inbound_agents == 0 else ()),
         )
 
     def tick(self, now: float) -> None:

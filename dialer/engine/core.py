@@ -947,7 +947,8 @@ class Engine:
             return
         if self.inbound.hold_outbound(now):
             return  # inbound (issue 10): a caller waits too long; free agents go to them
-        want = int(pacer.decide(self.snapshot(cid, now)))
+        # inbound (issue 10): callers waiting in the queue count as live calls waiting
+        want = int(pacer.decide(self.inbound.pacing_view(self.snapshot(cid, now))))
         run.last_decision = want
         if want > 20:
             log.info("pacer: %s", getattr(pacer, "last_decision", None))

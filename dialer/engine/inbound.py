@@ -167,6 +167,15 @@ class EngineInbound:
         """True while an inbound caller has waited longer than the hold threshold."""
         return hold_outbound(self.queue, now, self.settings.hold_outbound_after_seconds or None)
 
+    def pacing_view(self, snapshot: Any) -> Any:
+        """The campaign's snapshot with inbound callers waiting in the queue added to
+        ``waiting``: each will take the next agent who frees up (unless an answered outbound
+        call is waiting then), so the pacer must not count that agent for a new call."""
+        n = len(self.queue)
+        if not n:
+            return snapshot
+        return dataclasses.replace(snapshot, waiting=(*snapshot.waiting, *([0.0] * n)))
+
     def can_serve(self, skill: str | None) -> bool:
         """Some logged-in agent could take such a caller (see QueueDesk.can_serve)."""
         logged = [a for a in self.engine.agents.values() if a.logged_in]

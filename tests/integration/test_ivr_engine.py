@@ -172,6 +172,10 @@ async def test_long_inbound_wait_holds_outbound_launches(rig: Rig) -> None:
     caller = FakeCaller(keys=["1", "0"])  # Hindi, wants a person
     call = asyncio.ensure_future(caller.run(rig.server.port))
     await caller.wait_for("EXEC StartMusicOnHold")
+    # while she waits, the pacer sees her as a live call waiting for the next free agent
+    await until(engine, lambda: len(engine.inbound.queue) == 1)
+    snap = engine.snapshot(1, engine.clock.now())
+    assert len(engine.inbound.pacing_view(snap).waiting) == len(snap.waiting) + 1
     await until(engine, lambda: engine.inbound.hold_outbound(engine.clock.now()))
     # an English agent logs in: they cannot take the Hindi caller, and while she waits
     # longer than the threshold the pacer launches nothing for them
