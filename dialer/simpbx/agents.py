@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dialer.simpbx.pbx import SimAgentSpec, SimPbx
 
 LOGIN_RETRY_SECONDS = 10.0
+CONTROLLER_DOWN_RETRY_SECONDS = 30.0
 MAX_LOGIN_TRIES = 3
 
 
@@ -51,13 +52,19 @@ class SimAgent:
             self.status = "absent"
             return
         await self.pbx.clock.sleep(self.rng.uniform(0.0, ap.login_spread))
-        for _ in range(MAX_LOGIN_TRIES):
-            if await self.login():
+        refused = 0
+        while True:
+            result = await self.login()
+            if result == "ok":
                 break
-            await self.pbx.clock.sleep(LOGIN_RETRY_SECONDS)
-        else:
-            self.status = "offline"
-            return
+            if result == "refused":
+                refused += 1
+                if refused >= MAX_LOGIN_TRIES:
+                    self.status = "offline"
+                    return
+                await self.pbx.clock.sleep(LOGIN_RETRY_SECONDS)
+            else:  # the controller is not there yet (ss-noservice): try again later
+                await self.pbx.clock.sleep(CONTROLLER_DOWN_RETRY_SECONDS)
         started = self.pbx.clock.now()
         while self.ch is not None and not self.ch.dead:
             if ap.break_every > 0:
@@ -73,19 +80,19 @@ class SimAgent:
                 return
             await self.take_break()
 
-    async def login(self) -> bool:
-        """Dial the login extension; True once holding in the agent loop."""
+    async def login(self) -> str:
+        """Dial the login extension; ``ok``, ``refused`` (wrong number/PIN) or ``down`` (no AGI)."""
         self.status = "logging_in"
         self.logins += 1
         ch = self.pbx.seat_call(self)
         self.ch = ch
         while not ch.destroyed:
             if ch.context == "dialer-agent-loop":
-                return True
+                return "ok"
             await self._changed()
         self.ch = None
         self.status = "offline"
-        return False
+        return "down" if ch.variables.get("AGISTATUS") == "FAILURE" else "refused"
 
     async def logout(self) -> None:
         """End of shift: *9 from the hold loop, or hang up the softphone [34]."""

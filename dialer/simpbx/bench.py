@@ -215,6 +215,7 @@ class Driver:
             script = env.get("agi_network_script", "")
 
             async def cmd(text: str) -> str:
+                """Send one command; its reply line (the HANGUP notice is skipped)."""
                 writer.write(text.encode() + b"\n")
                 while True:
                     raw = await reader.readline()
@@ -348,6 +349,7 @@ async def run_bench(
         await asyncio.wait_for(driver.agents_ready.wait(), login_budget)
 
         async def mark(name: str) -> dict[str, Any]:
+            """Close a measurement phase in the child; its report."""
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(f"{name}\n".encode())
             await proc.stdin.drain()

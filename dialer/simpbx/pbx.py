@@ -153,6 +153,7 @@ class SimPbx:
         from dialer.simpbx.inbound import InboundCallers
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            """One AMI connection, for as long as it lasts."""
             session = AmiSession(self, reader, writer)
             self._sessions.add(session)
             task = asyncio.current_task()

@@ -310,3 +310,20 @@ async def test_ivr_applications_used_by_the_inbound_flow(ctl: Controller) -> Non
     start = ami.events("MusicOnHoldStart")
     assert len(start) == 1 and start[0]["Class"] == "default"
     assert len(ami.events("MusicOnHoldStop")) == 1
+
+
+async def test_agents_keep_trying_until_the_controller_is_up(ctl: Controller) -> None:
+    """Controller down: ss-noservice and a hang-up; the softphone dials again later."""
+    port = ctl.port
+    await ctl.agi.stop()
+    prof = profile(agents={"login_spread": 0.0, "wrong_pin_share": 0.0, "break_every": 0.0})
+    pbx, ami = await run_pbx(ctl, prof, (SimAgentSpec("2004", "2468", "seat007"),))
+    try:
+        await ami.event("Newexten", limit=30, Application="Playback", AppData="ss-noservice")
+        await ctl.agi.start(port)
+        await ami.event("Newexten", limit=30, Context="dialer-agent-loop", Application="WaitExten")
+    finally:
+        await ami.close()
+        await pbx.close()
+    assert [x["ok"] for x in ctl.seen["agent/login"]] == ["True"]
+    assert pbx.stats()["agent_logins_dialled"] >= 2
