@@ -51,16 +51,24 @@ class Summary:
     day_abandon: tuple[float, ...]
 
 
-def run_days(scenario: Scenario, policy: str, *, seed: int = 1, tick: float = 1.0) -> Summary:
-    """Every day of ``scenario`` under ``policy``, a fresh pacer each day, ledger carried over."""
+def simulate_days(
+    scenario: Scenario, policy: str, days: range, *, seed: int = 1, tick: float = 1.0
+) -> list[DayResult]:
+    """Consecutive days under ``policy``: a fresh pacer each day, the ledger carried over."""
     history: tuple[LedgerBucket, ...] = ()
     results: list[DayResult] = []
-    for day in range(scenario.days):
+    for day in days:
         pacer = make_policy(policy, history)
         origin = 10_000.0 + day * DAY_GAP
         results.append(simulate_day(scenario, pacer, day=day, seed=seed, origin=origin, tick=tick))
         history = pacer.ledger.buckets()
-    return summarize(scenario, policy, results)
+    return results
+
+
+def run_days(scenario: Scenario, policy: str, *, seed: int = 1, tick: float = 1.0) -> Summary:
+    """Every day of ``scenario`` under ``policy``, in one sequence."""
+    days = simulate_days(scenario, policy, range(scenario.days), seed=seed, tick=tick)
+    return summarize(scenario, policy, days)
 
 
 def summarize(scenario: Scenario, policy: str, results: Sequence[DayResult]) -> Summary:
@@ -91,16 +99,20 @@ def summarize(scenario: Scenario, policy: str, results: Sequence[DayResult]) -> 
     )
 
 
-def _job(args: tuple[Scenario, str, int, float]) -> Summary:
-    scenario, policy, seed, tick = args
-    return run_days(scenario, policy, seed=seed, tick=tick)
+Job = tuple[Scenario, str, range, int, float]
 
 
-def _cost(job: tuple[Scenario, str, int, float]) -> float:
+def _job(job: Job) -> list[DayResult]:
+    scenario, policy, days, seed, tick = job
+    return simulate_days(scenario, policy, days, seed=seed, tick=tick)
+
+
+def _cost(job: Job) -> float:
     """A rough relative cost, to start the longest jobs first."""
-    sc, policy, _, _ = job
+    sc, policy, days, _, _ = job
     dials = sc.agents / sc.handle_mean / max(0.01, sc.answer_rate * sc.live_share)
-    return sc.days * (dials * 4.0 + (3.0 if policy == "predictive" else 0.3))
+    hours = sc.day_seconds / 3600.0
+    return len(days) * hours * (dials * 4.0 + (3.0 if policy == "predictive" else 0.3))
 
 
 def run_matrix(
@@ -110,26 +122,47 @@ def run_matrix(
     seed: int = 1,
     tick: float = 1.0,
     workers: int | None = None,
+    chunk_days: int = 5,
     progress: Callable[[Summary], None] | None = None,
 ) -> list[Summary]:
-    """Every policy on every scenario, in parallel processes; results in input order."""
-    jobs = [(sc, policy, seed, tick) for sc in scenarios for policy in policies]
-    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))
-    results: dict[int, Summary] = {}
+    """Every policy on every scenario, in parallel processes; results in input order.
+
+    A scenario's days run in chunks of ``chunk_days`` consecutive days (the ledger carried over
+    within a chunk, each chunk starting afresh), so long scenarios use every worker.  The
+    rolling windows cannot bind while every day stays under the cap, so chunking changes
+    nothing then; where a day broke the cap, the next day of its chunk sees it.
+    """
+    pairs = [(sc, policy) for sc in scenarios for policy in policies]
+    jobs: list[tuple[int, Job]] = []
+    for index, (sc, policy) in enumerate(pairs):
+        for first in range(0, sc.days, chunk_days):
+            days = range(first, min(sc.days, first + chunk_days))
+            jobs.append((index, (sc, policy, days, seed, tick)))
+    jobs.sort(key=lambda j: -_cost(j[1]))
+    days_of: dict[int, list[DayResult]] = {i: [] for i in range(len(pairs))}
+    waiting = {i: len([j for j in jobs if j[0] == i]) for i in range(len(pairs))}
+    summaries: dict[int, Summary] = {}
+
+    def collect(index: int, results: list[DayResult]) -> None:
+        days_of[index].extend(results)
+        waiting[index] -= 1
+        if waiting[index] == 0:
+            sc, policy = pairs[index]
+            ordered = sorted(days_of[index], key=lambda r: r.day)
+            summaries[index] = summarize(sc, policy, ordered)
+            if progress:
+                progress(summaries[index])
+
     workers = workers or os.cpu_count() or 1
     if workers == 1:
-        for i in order:
-            results[i] = _job(jobs[i])
-            if progress:
-                progress(results[i])
+        for index, job in jobs:
+            collect(index, _job(job))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {i: pool.submit(_job, jobs[i]) for i in order}
-            for i in order:
-                results[i] = futures[i].result()
-                if progress:
-                    progress(results[i])
-    return [results[i] for i in range(len(jobs))]
+            futures = [(index, pool.submit(_job, job)) for index, job in jobs]
+            for index, future in futures:
+                collect(index, future.result())
+    return [summaries[i] for i in range(len(pairs))]
 
 
 def select_scenarios(
