@@ -409,9 +409,14 @@ async def import_leads(
             s.add(lead_list)
             await s.flush()
             list_id = lead_list.id
-            created = utcnow()
-            rows = [_lead_values(r.values, campaign.id, list_id, created) for r in keep]
-            await bulk_insert_leads(s, rows)
+            common = {
+                "campaign_id": campaign.id,
+                "list_id": list_id,
+                "status": "ready",
+                "attempts": 0,
+                "created_at": utcnow(),
+            }
+            await bulk_insert_leads(s, [_lead_values(r.values) for r in keep], common)
     if len(keep) >= ANALYZE_AFTER and db.dialect == "postgresql":
         # Fresh statistics, so the hopper's plan sees the new rows before autovacuum does.
         async with db.transaction() as s:
@@ -435,27 +440,35 @@ async def import_leads(
     )
 
 
-async def bulk_insert_leads(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert many leads in the session's transaction: COPY on PostgreSQL, executemany else."""
+async def bulk_insert_leads(
+    session: AsyncSession, rows: list[dict[str, Any]], common: Mapping[str, Any]
+) -> None:
+    """Insert leads (``rows`` differ, ``common`` is the same for all) in the session's
+    transaction: text-format COPY on PostgreSQL, executemany elsewhere."""
     if not rows:
         return
     conn = await session.connection()
     if conn.dialect.name != "postgresql":
         for i in range(0, len(rows), INSERT_CHUNK):
-            await session.execute(insert(Lead), rows[i : i + INSERT_CHUNK])
+            chunk = [{**common, **row} for row in rows[i : i + INSERT_CHUNK]]
+            await session.execute(insert(Lead), chunk)
         return
-    columns = list(rows[0])
+    variable = list(rows[0])
+    # The common part of every line is rendered once; each row renders only its own fields.
+    tail = "\t".join(_copy_field(v) for v in common.values()) + "\n"
+    render = [_COPY_RENDER.get(c, _copy_field) for c in variable]
+    columns = ", ".join([*variable, *common])
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    sql = f"COPY leads ({', '.join(columns)}) FROM STDIN"
-    async with driver.cursor() as cur, cur.copy(sql) as copy:
+    async with driver.cursor() as cur, cur.copy(f"COPY leads ({columns}) FROM STDIN") as copy:
         for i in range(0, len(rows), INSERT_CHUNK):
-            # Text-format COPY built here in one string per chunk: much cheaper than
-            # adapting every value of every row one call at a time.
-            chunk = rows[i : i + INSERT_CHUNK]
-            await copy.write(
-                "".join("\t".join(_copy_field(r[c]) for c in columns) + "\n" for r in chunk)
-            )
+            lines = [
+                "\t".join([fn(row[c]) for fn, c in zip(render, variable, strict=True)])
+                + "\t"
+                + tail
+                for row in rows[i : i + INSERT_CHUNK]
+            ]
+            await copy.write("".join(lines))
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -476,37 +489,42 @@ def _copy_field(value: Any) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
+def _copy_text(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
+
+
+def _copy_json(value: Any) -> str:
+    return (
+        json.dumps(value, ensure_ascii=False).translate(_COPY_ESCAPES)
+        if value
+        else ("{}" if isinstance(value, dict) else "[]")
+    )
+
+
+#: Renderers for the per-row lead columns whose type is known (the hot loop of an import).
+_COPY_RENDER: dict[str, Any] = {
+    **{c: _copy_text for c in LEAD_FIELDS if c not in ("alt_phones", "priority")},
+    "priority": str,
+    "alt_phones": _copy_json,
+    "custom": _copy_json,
+}
+
+
 def _reason_kind(reason: str) -> str:
     return "duplicate in file" if reason.startswith("duplicate of row") else reason
 
 
-def _lead_values(
-    values: Mapping[str, Any], campaign_id: int, list_id: int, created: datetime
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "created_at": created,
-        "last_result": None,
-        "last_called_at": None,
-        "next_dial_after": None,
-        "inflight_owner": None,
-        "inflight_until": None,
-        "timezone": "",
-        "campaign_id": campaign_id,
-        "list_id": list_id,
-        "status": "ready",
-        "attempts": 0,
-        "priority": 0,
-        "name": "",
-        "language": "",
-        "district_code": "",
-        "district_name": "",
-        "mandal_code": "",
-        "mandal_name": "",
-        "shakti_kendra_code": "",
-        "shakti_kendra_name": "",
-        "booth_code": "",
-        "booth_name": "",
-    }
+#: Every per-row lead field, with its value when the file does not give one.
+_ROW_DEFAULTS: dict[str, Any] = {
+    **{c: "" for c in LEAD_FIELDS},
+    "priority": 0,
+    "alt_phones": [],
+    "custom": {},
+}
+
+
+def _lead_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(_ROW_DEFAULTS)
     out.update(values)
     return out
 
