@@ -71,3 +71,12 @@ def test_cli_rejects_an_unknown_scenario() -> None:
     result = CliRunner().invoke(main, ["bench", "pacing", "--scenario", "nope"])
     assert result.exit_code != 0
     assert "unknown scenario" in result.output
+
+
+def test_chunked_days_add_up_to_the_whole_run() -> None:
+    tiny = replace(CORE, name="tiny2", agents=5, days=3, day_seconds=900.0, login_spread=0.0)
+    whole = run_days(tiny, "progressive", seed=4)
+    (chunked,) = run_matrix([tiny], ["progressive"], seed=4, workers=1, chunk_days=1)
+    assert chunked.days == 3
+    assert chunked.day_occupancy == whole.day_occupancy
+    assert chunked.dials_per_agent_hour == whole.dials_per_agent_hour
