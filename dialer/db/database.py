@@ -5,17 +5,21 @@ Public API (all times aware UTC ``datetime``)::
     db = Database.from_settings(settings)           # or Database(url, site=settings.site)
     await db.upgrade()                              # Alembic migrations (dialer db upgrade)
     cfg = await db.campaign_config("spring")        # CampaignConfig (by id or name)
-    cfgs = await db.running_campaigns()
-    leads = await db.reserve_leads(cfg.id, n, now, owner)     # list[LeadToDial]
-    reason = await db.recheck_before_dial(lead.lead_id, lead.phone, now, owner)  # None = dial
-    await db.release_lead(lead.lead_id, owner)      # reserved but not dialled
+    cfgs = await db.running_campaigns()             # list[CampaignConfig]
+    leads = await db.reserve_leads(cfg.id, n, now, owner)     # list[LeadToDial], reserved
+    reason = await db.recheck_before_dial(lead.lead_id, lead.phone, now, owner)
+                                                    # None = dial now; else why not ("dnc", ...)
+    await db.release_lead(lead.lead_id, owner)      # reserved but not dialled (bool)
+    await db.release_leads([ids], owner)            # several (count)
     check = await db.verify_pin(agent_number, pin, now)       # PinCheck (agent login)
     n = await db.recover_unfinished(owner, now)     # at start-up: close calls left open
-    writer = db.ledger_writer()                     # LedgerWriter from settings (see ledger.py)
+    writer = db.ledger_writer(on_health=callback)   # LedgerWriter (see dialer.db.ledger)
+    async with db.transaction() as session: ...     # anything else, one transaction
     await db.close()
 
-Everything that writes call outcomes goes through :class:`dialer.db.ledger.LedgerWriter`, so the
-AMI path never waits for the database.
+``owner`` names the controller (stable across restarts of the same controller, different for
+two controllers sharing the database).  Everything that writes call outcomes goes through
+:class:`dialer.db.ledger.LedgerWriter`, so the AMI path never waits for the database.
 """
 
 from __future__ import annotations
