@@ -30,6 +30,8 @@ def cell_text(column: str, value: Any) -> str:
         return "YES" if value else ""
     if isinstance(value, float) and _is_rate(column):
         return f"{value * 100:.1f}%"
+    if isinstance(value, int | float) and column.startswith("Avg"):
+        return f"{value:.1f}"
     if isinstance(value, int | float) and column.endswith(" s"):
         total = round(value)
         h, rest = divmod(total, 3600)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -292,10 +292,20 @@ async def abandonment(session: AsyncSession, period: Period, campaign: str | Non
 # --------------------------------------------------------------------------- agents
 
 
-async def agents(session: AsyncSession, period: Period, campaign: str | None = None) -> Report:
-    """Per agent: calls, talk and wrap-up time, logged-in and paused time, occupancy."""
+async def agents(
+    session: AsyncSession,
+    period: Period,
+    campaign: str | None = None,
+    now: datetime | None = None,
+) -> Report:
+    """Per agent: calls, talk and wrap-up time, logged-in and paused time, occupancy.
+
+    The state an agent is in now counts up to ``now`` (default: the current time), not to the
+    end of the period.
+    """
     cid = await _campaign_id(session, campaign)
     since, until = period.start(), period.end
+    current = now if now is not None else datetime.now(UTC)
     names = {a.number: a.name for a in (await session.execute(select(Agent))).scalars()}
     # The state each agent was in when the period began, then every change in it.
     log_rows = (
@@ -319,7 +329,7 @@ async def agents(session: AsyncSession, period: Period, campaign: str | None = N
     for agent, changes in by_agent.items():
         for cur, nxt in zip(changes, [*changes[1:], None], strict=True):
             begin = max(cur.at, since)
-            finish = min(nxt.at if nxt is not None else until, until)
+            finish = min(nxt.at if nxt is not None else until, until, current)
             seconds = (finish - begin).total_seconds()
             if seconds <= 0 or cur.state == "LOGGED_OUT":
                 continue
