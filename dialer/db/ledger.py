@@ -593,6 +593,8 @@ class LedgerWriter:
 
         Bound it with ``asyncio.timeout`` where needed.
         """
+        if self._task is None and self._done_seq < self._seq:
+            raise RuntimeError("LedgerWriter.flush() before start(): nothing would write")
         target = self._seq
         self._wake.set()
         async with self._progress:

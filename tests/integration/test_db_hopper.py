@@ -286,3 +286,21 @@ async def test_concurrent_reservers_in_one_controller(database: Database) -> Non
 
     await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(5))), 60)
     assert len(got) == len(set(got)) == total
+
+
+async def test_campaign_time_zone_policy(database: Database) -> None:
+    cid = await make_campaign(database, tz_policy="campaign", timezone="Asia/Kolkata")
+    london = await add_leads(database, cid, 1, tz="Europe/London")
+    # 05:00 UTC: 10:30 in India (open), 05:00 in London: the campaign's zone decides.
+    got = await database.reserve_leads(cid, 1, at("2026-11-30T05:00"), "c1")
+    assert [g.lead_id for g in got] == london
+    await database.release_leads(london)
+    # 16:00 UTC: 21:30 in India (closed) though it is 16:00 in London.
+    assert await database.reserve_leads(cid, 1, at("2026-11-30T16:00"), "c1") == []
+
+
+async def test_flush_before_start_is_an_error(database: Database) -> None:
+    writer = database.ledger_writer()
+    writer.record(CallEnded(call_id="x", at=NOON_IST, result=CallResult.BUSY))
+    with pytest.raises(RuntimeError, match="before start"):
+        await writer.flush()
