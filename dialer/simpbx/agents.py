@@ -42,6 +42,7 @@ class SimAgent:
         self.dispositions: list[str] = []
         self.changed = asyncio.Event()
         self.logins = 0
+        self.last_login = ""  # ok, refused or down
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -54,10 +55,9 @@ class SimAgent:
         await self.pbx.clock.sleep(self.rng.uniform(0.0, ap.login_spread))
         refused = 0
         while True:
-            result = await self.login()
-            if result == "ok":
+            if await self.login():
                 break
-            if result == "refused":
+            if self.last_login == "refused":
                 refused += 1
                 if refused >= MAX_LOGIN_TRIES:
                     self.status = "offline"
@@ -80,19 +80,24 @@ class SimAgent:
                 return
             await self.take_break()
 
-    async def login(self) -> str:
-        """Dial the login extension; ``ok``, ``refused`` (wrong number/PIN) or ``down`` (no AGI)."""
+    async def login(self) -> bool:
+        """Dial the login extension; True once holding in the agent loop.
+
+        ``last_login`` tells why not: ``refused`` (wrong number/PIN) or ``down`` (no FastAGI).
+        """
         self.status = "logging_in"
         self.logins += 1
         ch = self.pbx.seat_call(self)
         self.ch = ch
         while not ch.destroyed:
             if ch.context == "dialer-agent-loop":
-                return "ok"
+                self.last_login = "ok"
+                return True
             await self._changed()
         self.ch = None
         self.status = "offline"
-        return "down" if ch.variables.get("AGISTATUS") == "FAILURE" else "refused"
+        self.last_login = "down" if ch.variables.get("AGISTATUS") == "FAILURE" else "refused"
+        return False
 
     async def logout(self) -> None:
         """End of shift: *9 from the hold loop, or hang up the softphone [34]."""
