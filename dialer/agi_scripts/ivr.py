@@ -406,8 +406,9 @@ class _Run:
                 music = await self._music(False, music)
                 if await self._bridge(ticket, offer):
                     self.ticket = None
-                    wait = offer.match.wait_seconds
-                    return ivr.QueueOutcome("answered", wait, offer.agent_id)
+                    # the same wait the queue's figures count: until the Bridge was sent
+                    assert self.bridged is not None
+                    return ivr.QueueOutcome("answered", self.bridged[1], offer.agent_id)
                 continue
             if desk.now() >= next_announce:
                 next_announce += st.position_announce_seconds
@@ -438,6 +439,7 @@ class _Run:
 
     async def _bridge(self, ticket: QueueTicket, offer: AgentOffer) -> bool:
         sent = self.h.desk.now()
+        wait = max(0.0, sent - offer.match.caller.enqueued_at)
         exec_task = asyncio.ensure_future(
             self.s.exec("Bridge", offer.channel, f"hF({WRAPUP_TARGET})")
         )
@@ -446,12 +448,13 @@ class _Run:
         if not done:
             ticket.connected(sent)  # still bridged after the settle time: the bridge formed
             connected = True
-            self.bridged = (offer.agent_id, offer.match.wait_seconds)
+            self.bridged = (offer.agent_id, wait)
         await exec_task
         result = await self.s.get_variable("BRIDGERESULT")
         if connected or result == "SUCCESS":
             if not connected:
                 ticket.connected(sent)
+                self.bridged = (offer.agent_id, wait)
             return True
         log.info("IVR %s: bridge to %s gave %s; back in line", self.call_id, offer.channel, result)
         if self.s.hung_up:
