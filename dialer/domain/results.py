@@ -28,6 +28,22 @@ What the traces established (numbers are trace sections):
 Precedence in :func:`classify`: controller facts (link lost) > answered facts (AMD verdict,
 connected to an agent or abandoned) > a specific Hangup cause (invalid number, carrier rejection)
 > DialStatus > OriginateResponse Reason > any other cause > ``FAILED``.
+
+The mapping at a glance (cause read from the PJSIP channel, or from the Local ``;2`` half)::
+
+    what Asterisk reported                                   trace     result
+    Reason 4 / DialEnd ANSWER, bridged to an agent           18, 28    human
+    ... AMDSTATUS=MACHINE                                    21        machine
+    ... AMDSTATUS=NOTSURE, campaign drops NOTSURE            33        not_sure
+    ... AMDSTATUS=HANGUP (left during AMD)                   contract  amd_hangup
+    ... live, no agent in time / left while waiting          32        abandoned
+    DialEnd BUSY, Reason 5 (Local), cause 17                 13, 13L   busy
+    Reason 3 and no DialEnd, DialEnd NOANSWER, cause 18/19/20 14, 14b  no_answer
+    DialEnd CONGESTION, Reason 8 (Local), cause 34/38/41/42/44 15, 15L congestion
+    cause 1/3/22/28 (even with DialEnd NOANSWER)             16        invalid_number
+    cause 21/29/50/55/57/58, DialEnd DONTCALL/TORTURE        --        rejected
+    Reason 0 with no channel (Uniqueid <unknown>), CHANUNAVAIL 17      failed
+    AMI link or controller lost before the outcome           --        link_lost
 """
 
 from __future__ import annotations
