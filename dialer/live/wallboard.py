@@ -181,24 +181,25 @@ def _decision(row: Mapping[str, Any]) -> str:
 def campaigns_table(snapshot: LiveSnapshot, extras: Extras) -> Table:
     """One row per outbound campaign."""
     table = Table(title="Campaigns", title_justify="left", expand=True, pad_edge=False)
+    # Short headers: fifteen columns must fit a 120-column terminal.
     for name, justify in (
         ("Campaign", "left"),
         ("Status", "left"),
         ("Mode", "left"),
         ("Pace/min", "right"),
         ("Dials", "right"),
-        ("Answers", "right"),
-        ("Connects", "right"),
-        ("Aband.", "right"),
-        ("Aband. today", "right"),
-        ("Aband. 30d", "right"),
-        ("Occupancy", "right"),
-        ("Ringing", "right"),
-        ("Waiting", "right"),
+        ("Live", "right"),
+        ("Conn.", "right"),
+        ("Abd.", "right"),
+        ("Abd% day", "right"),
+        ("Abd% 30d", "right"),
+        ("Occ.", "right"),
+        ("Ring", "right"),
+        ("Wait", "right"),
         ("Ready", "right"),
         ("Pacer", "left"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify="left" if justify == "left" else "right")
     for key, row in snapshot.counters.items():
         if _is_queue(row):
             continue
