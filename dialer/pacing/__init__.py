@@ -75,11 +75,14 @@ class Pacer(Protocol):
         """The decision for ``snapshot`` with its record, without changing the pacer."""
 
 
-def make_pacer(mode: str, **options: Any) -> Pacer:
+def make_pacer(mode: str | tuple[str, float], **options: Any) -> Pacer:
     """Build a pacer: "predictive" (target_abandon_rate, abandon_after_seconds, ...),
-    "progressive", or "ratio" (ratio, default 2.0).  Every mode accepts ``history``
-    (earlier days' :class:`LedgerBucket` s on the same clock) for its ledger.
+    "progressive", or "ratio" (ratio, default 2.0; ("ratio", 2.5) works too).  Every mode
+    accepts ``history`` (earlier days' :class:`LedgerBucket` s on the same clock).
     """
+    if isinstance(mode, tuple):
+        mode, ratio = mode
+        options["ratio"] = ratio
     history = tuple(options.pop("history", ()))
     if mode == "predictive":
         try:

@@ -102,6 +102,7 @@ def test_make_pacer_modes_and_errors() -> None:
 def test_ratio_default_is_two() -> None:
     snap = PacingSnapshot(now=0.0, ready_agents=3, ringing=(1.0,))
     assert make_pacer("ratio").decide(snap) == 5
+    assert make_pacer(("ratio", 3.0)).decide(snap) == 8
 
 
 def test_formula_pacers_explain_themselves() -> None:
