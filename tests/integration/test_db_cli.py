@@ -80,3 +80,23 @@ def test_cli_flow(dialer, tmp_path: Path) -> None:  # type: ignore[no-untyped-de
     assert dialer("agents", "disable", "1001")[0] == 0
     code, out = dialer("agents", "disable", "4242")
     assert code == 1 and "no agent" in out
+
+
+@pytest.mark.slow
+def test_bench_db_prints_figures(tmp_path: Path) -> None:
+    (tmp_path / "none.toml").write_text("")
+    env = {
+        "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'main.db'}",
+        "DIALER_CONFIG": str(tmp_path / "none.toml"),
+    }
+    result = CliRunner().invoke(
+        main,
+        ["bench", "db", "--leads", "1000", "--seconds", "0.5"],
+        env=env,
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "leads import: 1000 rows" in out and "980 imported, 20 rejected" in out
+    assert "0 handed out twice" in out and "records written/s" in out and "writer/baseline" in out
+    assert not (tmp_path / "main.db").exists()  # the bench never touches the real database
