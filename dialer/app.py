@@ -32,6 +32,7 @@ from dialer.engine.ports import AmiReply, Clock, RealClock
 log = logging.getLogger("dialer.app")
 
 AGENT_CONTEXTS = ("dialer-agent-loop", "dialer-agent-wrapup")
+ADOPT_EVERY = 5.0  # seconds between looks for agent lines the engine does not know
 
 
 class AmiPortAdapter:
@@ -108,6 +109,7 @@ class Controller:
         self.parts: Parts | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
+        self._adopt_now = asyncio.Event()
 
     def request_stop(self) -> None:
         """Begin a clean shutdown (what SIGINT/SIGTERM do)."""
@@ -152,6 +154,12 @@ class Controller:
             for config in await store.running_campaigns():
                 engine.add_campaign(config)
                 log.info("campaign %s (%s): %s", config.id, config.name, config.dial_mode)
+            closed = await store.close_agent_sessions()
+            if closed:
+                log.info("recovery: %d agent session(s) left open by the previous run", closed)
+            released = await store.release_stale_reservations()
+            if released:
+                log.info("recovery: %d lead reservation(s) of the previous run released", released)
             orphans = await store.open_calls()
             if orphans:
                 log.info("recovery: %d call(s) left open by the previous run", len(orphans))
@@ -181,18 +189,32 @@ class Controller:
             watch = tg.create_task(self._watch_link(engine, client), name="ami-watch")
             flusher = tg.create_task(self._flush_live(live), name="live-flush")
             bus = tg.create_task(self._serve_bus(engine), name="bus")
+            adopt = tg.create_task(self._adoption_loop(client), name="adopt")
             self.ready.set()
             stop = tg.create_task(self._stop.wait())
             await asyncio.wait({stop, engine_task, ami_task}, return_when=asyncio.FIRST_COMPLETED)
             log.info("stopping: no new calls; %.0f s for calls in flight", self.stop_grace)
             await engine.stop(self.stop_grace)
-            for task in (ami_task, watch, flusher, bus, stop):
+            for task in (ami_task, watch, flusher, bus, adopt, stop):
                 task.cancel()
 
     async def _on_connect(self, client: AmiClient) -> None:
         if self.parts is not None:
             self.parts.engine.post(AmiLink(True))
-            asyncio.get_running_loop().create_task(self._adopt_agents(client))
+            self._adopt_now.set()
+
+    async def _adoption_loop(self, client: AmiClient) -> None:
+        """Look for agents holding on lines the engine does not know: at each connect, then
+        every few seconds (an agent on a call at a restart is taken back once it holds)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._adopt_now.wait(), ADOPT_EVERY)
+            self._adopt_now.clear()
+            if client.connected:
+                try:
+                    await self._adopt_agents(client)
+                except Exception:  # adoption is a convenience: never let it stop the controller
+                    log.exception("agent adoption failed")
 
     async def _watch_link(self, engine: Engine, client: AmiClient) -> None:
         """Tell the engine when the link drops (the client reconnects by itself)."""
@@ -218,6 +240,8 @@ class Controller:
             channel = item.get("Channel") or ""
             if item.get("Context") not in AGENT_CONTEXTS or channel in engine.by_channel:
                 continue
+            if item.get("BridgeId"):
+                continue  # on a call the engine does not know: adopt once back in the loop
             try:
                 agent = await client.action("Getvar", {"Channel": channel, "Variable": "AGENTID"})
                 state = await client.action(
@@ -226,7 +250,10 @@ class Controller:
             except Exception:
                 continue
             number = agent.response.get("Value") or ""
-            if not number:
+            known = engine.agents.get(number)
+            if not number or (known is not None and known.logged_in):
+                continue
+            if (state.response.get("Value") or "") not in ("READY", "PAUSED"):
                 continue
             campaigns = await self.parts.store.agent_campaigns(number)
             seat = channel.split("/", 1)[-1].rsplit("-", 1)[0]

@@ -170,6 +170,10 @@ class Stats:
     applied: int = 0
     originated: int = 0
     ended: int = 0
+    links: int = 0  # AMI logins seen (1 + reconnects)
+    not_sent: int = 0  # launches whose Originate never left (link down): ledger says failed
+    unknown_sent: int = 0  # Originates whose answer the link lost: reconciliation decides
+    reconciled: int = 0  # reconciliations done
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -337,6 +341,9 @@ class Engine:
             self._fail_pending()
             self.running = False
             self._done.set()
+            if self._tasks:
+                # Effects already started (lead releases, ledger rows) get a moment to finish.
+                await asyncio.wait(list(self._tasks), timeout=2.0)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -943,7 +950,7 @@ class Engine:
         logged_in = any(a.campaign == str(cid) and a.logged_in for a in self.agents.values())
         if logged_in:
             self._refill(cid, run, now)
-        if not self.ami_up or not run.buffer:
+        if not self.ami_up or not self.ami.connected or not run.buffer:
             return
         if self.inbound.hold_outbound(now):
             return  # inbound (issue 10): a caller waits too long; free agents go to them
@@ -1093,12 +1100,15 @@ class Engine:
                 call.state = advance(call.state, CallEvent.SENT, self.clock.now())
             return
         if item.unknown:
+            self.stats.unknown_sent += 1
             call.originated = True
             call.link_lost = True
             if call.state.phase is CallPhase.PENDING:
                 call.state = advance(call.state, CallEvent.SENT, self.clock.now())
             return
         log.info("engine: originate %s refused: %s", item.call_id, item.message)
+        if item.message.startswith("AmiNotConnected"):
+            self.stats.not_sent += 1
         call.originate_failed = True
         self._finalize(call)
 
@@ -1179,7 +1189,7 @@ class Engine:
         call.live = live
         answered_at = call.state.answered_at if call.state.answered_at is not None else now
         ring = max(0.0, now - call.state.launched_at)
-        if run is not None and run.pacer is not None:
+        if run is not None and run.pacer is not None and not call.orphan:
             run.pacer.observe(self.pacing.CallAnswered(at=now, ring_seconds=ring, live=live))
         if run is not None:
             run.counters["answers"] = run.counters.get("answers", 0) + 1
@@ -1532,7 +1542,7 @@ class Engine:
             link_lost=call.link_lost and not call.hung_up,
         )
         result = classify(facts)
-        if not call.classified and run is not None and run.pacer is not None:
+        if not call.classified and run is not None and run.pacer is not None and not call.orphan:
             ring = max(0.0, now - call.state.launched_at)
             if facts.answered or call.amd_status:
                 run.pacer.observe(self.pacing.CallAnswered(at=now, ring_seconds=ring, live=False))
@@ -1644,6 +1654,7 @@ class Engine:
             self._reconcile_request()
         if up:
             self._ever_up = True
+            self.stats.links += 1
         del was
 
     def _reconcile_request(self) -> None:
@@ -1665,6 +1676,7 @@ class Engine:
 
     def _on_reconcile(self, item: ReconcileIn) -> None:
         self._reconciling = False
+        self.stats.reconciled += 1
         if not item.ok:
             if self.ami_up:
                 self._timer("stale", "__reconcile__", self.clock.now() + 5.0)
@@ -1699,7 +1711,8 @@ class Engine:
                 continue
             st = CallState(oc.call_id, str(oc.campaign_id), oc.lead_id, "", launched_at=now)
             track = CallTrack(st, "", "", originated=True, orphan=True, last_news=now)
-            track.classified = True  # the pacer never saw it today
+            # The pacer never hears of orphans; "classified" only records a verdict seen.
+            track.classified = oc.answered and oc.live is not None
             track.connected = oc.connected
             track.live = oc.live
             if oc.answered:

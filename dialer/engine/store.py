@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from dialer.db import ledger as lg
 from dialer.db.campaigns import CampaignConfig as DbCampaign
 from dialer.db.campaigns import CampaignError, update_campaign
 from dialer.db.database import Database
-from dialer.db.models import Agent, AgentCampaign, Call
+from dialer.db.models import Agent, AgentCampaign, AgentStateLog, Call, Lead
 from dialer.domain.results import CallResult
 from dialer.engine.ports import (
     DEFAULT_CALLBACK_MINUTES,
@@ -222,6 +222,57 @@ class DbStore:
         """Verify a PIN with the db's failure counting and lockout."""
         res = await self.db.verify_pin(agent_number, pin, _now())
         return PinCheck(res.ok, res.reason, res.agent_number, tuple(res.campaigns))
+
+    async def close_agent_sessions(self, reason: str = "controller restart") -> int:
+        """Log out (in the state log) every agent a previous run left logged in; how many.
+
+        Agents still holding on their lines are adopted again after this, so each agent's log
+        stays a chain of legal transitions across a restart.
+        """
+        async with self.db.sessionmaker() as s:
+            last = (
+                select(AgentStateLog.agent_number, func.max(AgentStateLog.id).label("last"))
+                .group_by(AgentStateLog.agent_number)
+                .subquery()
+            )
+            rows = (
+                (await s.execute(select(AgentStateLog).join(last, AgentStateLog.id == last.c.last)))
+                .scalars()
+                .all()
+            )
+        now = _now()
+        count = 0
+        for row in rows:
+            if row.state == "LOGGED_OUT":
+                continue
+            self.writer.record(
+                lg.AgentStateChanged(
+                    agent_number=row.agent_number,
+                    state="LOGGED_OUT",
+                    at=now,
+                    reason=reason,
+                    seat=row.seat,
+                    campaign_id=row.campaign_id,
+                )
+            )
+            count += 1
+        if count:
+            await self.writer.flush()
+        return count
+
+    async def release_stale_reservations(self) -> int:
+        """Leads a previous run reserved but never dialled go back to the pool; how many."""
+        open_leads = select(Call.lead_id).where(
+            Call.owner == self.owner, Call.final.is_(False), Call.lead_id.is_not(None)
+        )
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                update(Lead)
+                .where(Lead.inflight_owner == self.owner, Lead.id.not_in(open_leads))
+                .values(inflight_owner=None, inflight_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def agent_campaigns(self, agent_number: str) -> tuple[int, ...]:
         """The campaigns an agent is assigned to."""
