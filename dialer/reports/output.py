@@ -158,6 +158,7 @@ def _draw_abandonment(ax: Any, chart: dict[str, Any]) -> None:
         )
         if data["target"] is not None:
             ax.axhline(data["target"] * 100, color="tab:red", linewidth=1)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("abandoned / live answered, %")
     ax.legend()
     ax.tick_params(axis="x", labelrotation=45)
