@@ -265,7 +265,7 @@ def _upsert(
             where=table.c.final.is_(False) if only_if_open else None,
         )
         if returning:
-            stmt = stmt.returning(table.c.lead_id, table.c.direction)
+            stmt = stmt.returning(table.c.lead_id, table.c.direction, table.c.owner)
         _STATEMENTS[cache_key] = stmt
     return stmt, values
 
@@ -331,17 +331,28 @@ async def apply_record(db: Database, session: AsyncSession, record: LedgerRecord
         await session.execute(*_upsert(session, _call_values(record.call_id, fields), fields))
         if record.lead_id is not None:
             # The call may outlive the hopper's short hold: keep the lead ours until it ends.
+            # Only our own reservation, and only ever longer: a late replay must not shorten
+            # (and so free) a reservation another controller holds by now.
             leads = _table(Lead)
             stmt = _cached(
                 ("hold",),
                 lambda: (
                     update(leads)
-                    .where(leads.c.id == bindparam("b_id"), leads.c.inflight_owner.is_not(None))
+                    .where(
+                        leads.c.id == bindparam("b_id"),
+                        leads.c.inflight_owner == bindparam("b_owner"),
+                        leads.c.inflight_until < bindparam("b_until"),
+                    )
                     .values(inflight_until=bindparam("b_until"))
                 ),
             )
             await session.execute(
-                stmt, {"b_id": record.lead_id, "b_until": record.at + db.call_hold}
+                stmt,
+                {
+                    "b_id": record.lead_id,
+                    "b_owner": record.owner,
+                    "b_until": record.at + db.call_hold,
+                },
             )
     elif isinstance(record, CallUpdate):
         fields = _set_fields(record, ("call_id",))
@@ -378,18 +389,18 @@ async def _apply_ended(db: Database, session: AsyncSession, record: CallEnded) -
     row = (await session.execute(stmt, params)).first()
     if row is None or row.lead_id is None or row.direction != "outbound":
         return  # already final (a replay), or not a lead's call
-    await _advance_lead(db, session, row.lead_id, record)
+    await _advance_lead(db, session, row.lead_id, record, row.owner)
 
 
 async def _advance_lead(
-    db: Database, session: AsyncSession, lead_id: int, ended: CallEnded
+    db: Database, session: AsyncSession, lead_id: int, ended: CallEnded, owner: str
 ) -> None:
     """Count the attempt and decide the lead's next state; exactly once per call."""
     leads, callbacks = _table(Lead), _table(Callback)
     read = _cached(
         ("lead_read",),
         lambda: (
-            select(leads.c.campaign_id, leads.c.attempts, leads.c.status)
+            select(leads.c.campaign_id, leads.c.attempts, leads.c.status, leads.c.inflight_owner)
             .where(leads.c.id == bindparam("b_id"))
             .with_for_update()
         ),
@@ -397,7 +408,7 @@ async def _advance_lead(
     found = (await session.execute(read, {"b_id": lead_id})).first()
     if found is None:
         return
-    campaign_id, attempts, status = found
+    campaign_id, attempts, status, holder = found
     campaign = await db.cached_campaign_config(campaign_id, session)
     attempts += 1
     decision = decide_retry(
@@ -412,9 +423,10 @@ async def _advance_lead(
         "attempts": attempts,
         "last_result": ended.result.value,
         "last_called_at": ended.at,
-        "inflight_owner": None,
-        "inflight_until": None,
     }
+    if holder is None or holder == owner or not owner:
+        # Release our reservation, never one another controller took meanwhile.
+        values.update(inflight_owner=None, inflight_until=None)
     if status in (LeadStatus.READY.value, LeadStatus.DONE.value):  # not dnc / invalid
         values["status"] = decision.status.value
         values["next_dial_after"] = decision.next_dial_after

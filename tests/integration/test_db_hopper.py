@@ -304,3 +304,35 @@ async def test_flush_before_start_is_an_error(database: Database) -> None:
     writer.record(CallEnded(call_id="x", at=NOON_IST, result=CallResult.BUSY))
     with pytest.raises(RuntimeError, match="before start"):
         await writer.flush()
+
+
+async def test_late_outcome_does_not_free_another_controllers_reservation(
+    database: Database,
+) -> None:
+    cid = await make_campaign(
+        database, retry_rules={"busy": {"delay_minutes": 0, "max_attempts": 5}}
+    )
+    (lead,) = await add_leads(database, cid, 1)
+    assert len(await database.reserve_leads(cid, 1, NOON_IST, "c1")) == 1
+    async with database.transaction() as s:
+        await apply_record(
+            database,
+            s,
+            CallStarted(call_id="late", at=NOON_IST, lead_id=lead, campaign_id=cid, owner="c1"),
+        )
+    # The call holds the lead for call_hold (2 h), not just the hopper's 2 minutes.
+    assert await database.reserve_leads(cid, 1, NOON_IST + timedelta(minutes=30), "c2") == []
+    later = NOON_IST + database.call_hold + timedelta(minutes=1)
+    (again,) = await database.reserve_leads(cid, 1, later, "c2")
+    async with database.transaction() as s:  # c1's outcome arrives only now (an outage replay)
+        await apply_record(database, s, CallEnded(call_id="late", at=later, result=CallResult.BUSY))
+        # ... and a replayed start of that old call must not shorten c2's hold either.
+        await apply_record(
+            database,
+            s,
+            CallStarted(call_id="late", at=NOON_IST, lead_id=lead, campaign_id=cid, owner="c1"),
+        )
+    assert await database.recheck_before_dial(again.lead_id, again.phone, later, "c2") is None
+    async with database.transaction() as s:
+        row = await s.get(Lead, lead)
+        assert row is not None and row.attempts == 1 and row.inflight_owner == "c2"
