@@ -259,3 +259,61 @@ def test_cli_against_the_real_engine(env: dict[str, str]) -> None:
     assert headers["Data"] == f"{AGENT_CHAN},q"
     assert [a.command for a in c.audit] == ["agent.pause", "monitor", "agent.logout"]
     assert c.audit[0].at <= datetime.now(UTC)
+
+
+def test_campaign_set_tells_a_running_controller_to_reload(env: dict[str, str]) -> None:
+    db = Database(env["DIALER_DATABASE_URL"])
+
+    async def setup() -> None:
+        await db.upgrade()
+        async with db.transaction() as s:
+            await create_campaign(s, "survey")
+        await db.close()
+
+    asyncio.run(setup())
+    with ControllerThread(
+        env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], fake_engine
+    ) as c:
+        code, out = dialer(env, "campaign", "set", "survey", "--pacing-target", "2.5")
+        assert code == 0 and "controller: noted" in out, out
+    assert [(m.name, dict(m.args)) for m in c.engine.seen] == [
+        ("campaign.reload", {"campaign": "survey"})
+    ]
+
+
+def test_report_commands_write_table_csv_png_and_json(env: dict[str, str], tmp_path: Path) -> None:
+    from .test_reports import seed
+
+    db = Database(env["DIALER_DATABASE_URL"])
+
+    async def setup() -> None:
+        await db.upgrade()
+        await seed(db)
+        await db.close()
+
+    asyncio.run(setup())
+    wide = {**env, "COLUMNS": "200"}
+    code, out = dialer(
+        wide,
+        "report",
+        "daily",
+        "--from",
+        "2026-11-28",
+        "--csv",
+        str(tmp_path / "d.csv"),
+        "--png",
+        str(tmp_path / "d.png"),
+    )
+    assert code == 0, out
+    assert "Daily summary 2026-11-28" in out and "25.0%" in out
+    assert (tmp_path / "d.csv").read_text(encoding="utf-8-sig").startswith("Day,Campaign,Dials")
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+    code, out = dialer(wide, "report", "abandonment", "--to", "2026-11-28", "--json")
+    rows = json.loads(out)["rows"]
+    assert code == 0 and {r["Campaign"]: r["30d abandoned"] for r in rows}["survey"] == 7
+    code, out = dialer(wide, "report", "coverage", "--from", "2026-11-28", "--level", "district")
+    assert code == 0 and "Indore (D1)" in out and "Dewas (D2)" in out
+    code, out = dialer(wide, "report", "agents", "--from", "2026-11-28", "--campaign", "nope")
+    assert code == 1 and "no campaign" in out
+    code, out = dialer(wide, "report", "daily", "--from", "2026-11-28", "--to", "2026-11-01")
+    assert code == 2 and "before --from" in out
