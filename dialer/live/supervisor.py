@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -235,20 +235,33 @@ def queue_rows(snap: LiveSnapshot) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- wallboard
 
 
-async def abandon_30d(settings: Any) -> dict[str, float]:
-    """Rolling 30-day abandonment per campaign name, from the database (today's row)."""
+async def floor_figures(
+    settings: Any, day: date | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """From the database, per campaign name: rolling 30-day abandonment, the day's occupancy."""
     from dialer.db.database import Database
-    from dialer.reports.queries import Period, abandonment
+    from dialer.reports.queries import Period, abandonment, agents
 
     zone = settings.site.timezone
-    today = datetime.now(ZoneInfo(zone)).date()
+    today = day or datetime.now(ZoneInfo(zone)).date()
+    period = Period(today, today, zone)
     db = Database.from_settings(settings)
     try:
         async with db.sessionmaker() as session:
-            report = await abandonment(session, Period(today, today, zone))
+            report = await abandonment(session, period)
+            month = {
+                r["Campaign"]: r["30d rate"] for r in report.as_dicts() if r["30d rate"] is not None
+            }
+            occupancy: dict[str, float] = {}
+            for name in month:
+                rows = (await agents(session, period, name)).as_dicts()
+                busy = sum(r["Talk s"] + r["Wrap-up s"] for r in rows)
+                available = sum(r["Logged in s"] - r["Paused s"] for r in rows)
+                if available > 0:
+                    occupancy[name] = busy / available
     finally:
         await db.close()
-    return {r["Campaign"]: r["30d rate"] for r in report.as_dicts() if r["30d rate"] is not None}
+    return month, occupancy
 
 
 async def run_wallboard(
@@ -261,24 +274,25 @@ async def run_wallboard(
 
     meter = PaceMeter()
     month: dict[str, float] = {}
+    occupancy: dict[str, float] = {}
     month_at = -1e9
     async with connect(settings) as (_bus, live):
 
         async def frame() -> Any:
-            nonlocal month, month_at
+            nonlocal month, occupancy, month_at
             snap = await live.snapshot()
             wall = time.time()
-            if wall - month_at > 60:  # the 30-day figure moves slowly; ask once a minute
+            if wall - month_at > 60:  # these move slowly; ask the database once a minute
                 month_at = wall
-                with contextlib.suppress(Exception):  # no database here: the column shows '-'
-                    month = await abandon_30d(settings)
-            by_key = {
-                key: month[str(row.get("name"))]
-                for key, row in snap.counters.items()
-                if str(row.get("name")) in month
-            }
+                with contextlib.suppress(Exception):  # no database here: live figures only
+                    month, occupancy = await floor_figures(settings)
+            names = {key: str(row.get("name")) for key, row in snap.counters.items()}
             now = snap.engine_now(wall)
-            extras = Extras(pace=meter.update(snap, now), abandon_30d=by_key)
+            extras = Extras(
+                pace=meter.update(snap, now),
+                abandon_30d={k: month[n] for k, n in names.items() if n in month},
+                occupancy_today={k: occupancy[n] for k, n in names.items() if n in occupancy},
+            )
             return render(snap, now, extras=extras, wall=wall)
 
         if once:

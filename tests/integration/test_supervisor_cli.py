@@ -317,3 +317,26 @@ def test_report_commands_write_table_csv_png_and_json(env: dict[str, str], tmp_p
     assert code == 1 and "no campaign" in out
     code, out = dialer(wide, "report", "daily", "--from", "2026-11-28", "--to", "2026-11-01")
     assert code == 2 and "before --from" in out
+
+
+def test_wallboard_figures_from_the_database(tmp_path: Path) -> None:
+    from datetime import date
+
+    from dialer.live.supervisor import floor_figures
+
+    from .test_reports import seed
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    settings = Settings.model_validate({"database": {"url": url}})
+
+    async def run() -> tuple[dict[str, float], dict[str, float]]:
+        db = Database(url)
+        await db.upgrade()
+        await seed(db)
+        await db.close()
+        return await floor_figures(settings, date(2026, 11, 28))
+
+    month, occupancy = asyncio.run(run())
+    assert month == {"survey": pytest.approx(7 / 25), "relay": 0.0}
+    # 1001: 180 s busy of 5400 s available; 1002: 90 s of 7200 s.
+    assert occupancy["survey"] == pytest.approx(270 / 12600)
