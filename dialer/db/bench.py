@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import random
 import secrets
 import tempfile
@@ -111,11 +112,14 @@ async def bench_import(db: Database, tmp: Path, rows: int) -> tuple[list[str], i
     header, body = read_table(path)
     _check_rows(header, body, {}, PhoneNormaliser("IN", db.site_timezone), [])
     baseline = time.perf_counter() - t0
+    cpu0 = time.process_time()
     summary = await import_leads(db, cid, path, default_region="IN")
+    cpu = time.process_time() - cpu0
     lines = [
         f"leads import: {summary.rows} rows in {summary.seconds:.2f} s "
         f"({summary.rows / summary.seconds:,.0f} rows/s; {summary.imported} imported, "
-        f"{summary.rejected} rejected) -- target < 30 s for 100,000",
+        f"{summary.rejected} rejected; {cpu:.2f} s CPU in this process) "
+        "-- target < 30 s for 100,000",
         f"  baseline read+validate only: {baseline:.2f} s; import/baseline = "
         f"{summary.seconds / baseline:.2f}x; insert {summary.timings.get('insert', 0):.2f} s",
     ]
@@ -261,7 +265,11 @@ def run_bench(settings: Settings, url: str | None, rows: int, seconds: float) ->
                 with tempfile.TemporaryDirectory(prefix="dialer-bench-") as tmp_name:
                     tmp = Path(tmp_name)
                     backend = make_url(scratch).get_backend_name()
-                    out = [f"dialer bench db on {backend} (scratch database, dropped after)"]
+                    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+                    out = [
+                        f"dialer bench db on {backend} (scratch database, dropped after; "
+                        f"{os.cpu_count()} CPUs, load average {load:.1f} at start)"
+                    ]
                     lines, cid = await bench_import(db, tmp, rows)
                     out += lines
                     out += await bench_hopper(scratch, db, cid, seconds)
