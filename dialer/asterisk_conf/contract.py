@@ -75,6 +75,8 @@ AGI_EXEC_APPS: Final[tuple[str, ...]] = (
     "StartMusicOnHold",
     "StopMusicOnHold",
     "SayNumber",
+    "MixMonitor",
+    "WaitForSilence",
 )
 
 #: Set by the controller in the Originate of an outbound customer call.

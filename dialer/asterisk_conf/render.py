@@ -74,6 +74,7 @@ APP_MODULES: dict[str, str | None] = {
     "StartMusicOnHold": "res_musiconhold.so",
     "StopMusicOnHold": "res_musiconhold.so",
     "UserEvent": "app_userevent.so",
+    "WaitForSilence": "app_waitforsilence.so",
 }
 #: Dialplan function -> its module.
 FUNCTION_MODULES: dict[str, str] = {"CHANNEL": "func_channel.so", "CALLERID": "func_callerid.so"}
