@@ -1392,6 +1392,15 @@ def bench_ami(traces_dir: Path | None, capture: Path | None, mb: float, rounds: 
 @click.option("--split-inbound-agents", type=click.IntRange(1, 100), default=8, show_default=True)
 @click.option("--hold-after", type=click.FloatRange(0), default=30.0, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--real",
+    is_flag=True,
+    help="Run the controller against the simulator instead (first --inbound-per-hour).",
+)
+@click.option("--minutes", type=click.FloatRange(1, 600), default=60.0, show_default=True)
+@click.option("--speed", type=click.FloatRange(1, 100), default=20.0, show_default=True)
+@click.option("--person-share", type=click.FloatRange(0, 1), default=0.7, show_default=True)
+@click.option("--db-url", default="", help="For --real: a scratch database (PostgreSQL advised).")
 def bench_blended(
     hours: float,
     agents: int,
@@ -1399,9 +1408,24 @@ def bench_blended(
     split_inbound_agents: int,
     hold_after: float,
     seed: int,
+    real: bool,
+    minutes: float,
+    speed: float,
+    person_share: float,
+    db_url: str,
 ) -> None:
     """Blended inbound + predictive outbound (discrete-event): abandonment and service level."""
     from dialer.blended_sim import BlendScenario, compare
+
+    if real:
+        import asyncio
+
+        from dialer.blended_real import run_real
+
+        lines = asyncio.run(run_real(minutes, speed, loads[0], person_share, db_url, seed))
+        for line in lines:
+            click.echo(line)
+        return
 
     base = BlendScenario(agents=agents, hours=hours, hold_outbound_after=hold_after or None)
     for line in compare(base, loads, min(split_inbound_agents, agents - 1), seed):
