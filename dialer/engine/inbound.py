@@ -216,7 +216,8 @@ class EngineInbound:
             return
         self._published = now
         data = self.figures()
-        data["kind"] = "inbound_queue"
+        data["kind"] = "inbound_queue"  # the wallboard's "Inbound queues" table reads this row
+        data["name"] = "inbound"
         data["hold_outbound"] = self.hold_outbound(self.engine.clock.now())
         self.engine.live.counters(LIVE_KEY, data)
 

@@ -154,6 +154,11 @@ async def test_waiting_caller_gets_the_agent_before_outbound(rig: Rig) -> None:
             await engine.barrier()
     row = await published()
     assert row["kind"] == "inbound_queue" and row["offered"] == 1 and row["waiting"] == 0
+    # the wallboard shows it in its inbound queues table
+    from dialer.live.wallboard import queues_table
+
+    table = queues_table(await live.snapshot())
+    assert table is not None and table.row_count == 1
 
 
 @pytest.mark.parametrize(
