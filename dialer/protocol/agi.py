@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
@@ -73,10 +73,16 @@ class AgiRequest:
 def split_script(script: str) -> tuple[str, dict[str, str]]:
     """``agi_network_script`` -> (path without leading slash, query parameters).
 
-    Repeated query keys keep the last value; blank values are kept.
+    Repeated query keys keep the last value; blank values are kept.  ``%XX`` is decoded but a
+    ``+`` stays a ``+``: Asterisk passes ``${EXTEN}`` as it is, and a DID such as ``+15551001``
+    must not arrive as `` 15551001`` (seen on a real Asterisk 22).
     """
     path, _, query = script.partition("?")
-    params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+    params: dict[str, str] = {}
+    for part in query.split("&") if query else ():
+        if part:
+            key, _, value = part.partition("=")
+            params[unquote(key)] = unquote(value)
     return path.strip("/"), params
 
 

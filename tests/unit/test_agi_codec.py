@@ -91,6 +91,7 @@ def test_parse_env_is_lenient_with_odd_lines() -> None:
         ("outbound/answered?call=call-11", "outbound/answered", {"call": "call-11"}),
         ("/agent/login?agent=agent001", "agent/login", {"agent": "agent001"}),
         ("ivr/main?did=5551000&x=&y=a%20b", "ivr/main", {"did": "5551000", "x": "", "y": "a b"}),
+        ("ivr/main?did=+15551001", "ivr/main", {"did": "+15551001"}),  # raw ${EXTEN}
         ("agent/dialin", "agent/dialin", {}),
         ("", "", {}),
     ],
