@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 import struct
 import sys
 import wave
 from pathlib import Path
+
+import pytest
 
 from dialer.agi_scripts.tts import TextPrompts, resample_wav
 
@@ -82,3 +85,19 @@ def test_resample_stereo_8bit_to_8k_mono() -> None:
         samples = struct.unpack(f"<{w.getnframes()}h", w.readframes(w.getnframes()))
     # one channel carried a sine, the other silence: the mix keeps half the amplitude
     assert 11500 < max(samples) < 12900  # 100 steps of 8-bit = 25600, halved
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+async def test_real_espeak_ng_renders_the_shipped_prompts(tmp_path: Path) -> None:
+    from dialer.agi_scripts.ivr import load_flows
+
+    flows = load_flows(None)
+    tts = TextPrompts(tmp_path)
+    assert tts.available
+    for lang in flows.languages:
+        prompt = flows.prompt(lang, "welcome")
+        assert prompt.text is not None
+        name = await tts.render(lang, prompt.text)
+        assert name is not None
+        channels, width, rate, seconds = wav_info(Path(name + ".wav"))
+        assert (channels, width, rate) == (1, 2, 8000) and 0.5 < seconds < 10
