@@ -136,12 +136,17 @@ async def test_waiting_caller_gets_the_agent_before_outbound(rig: Rig) -> None:
     await asyncio.wait_for(call, 5)
     engine.on_ami_event(ev("BridgeLeave", BridgeUniqueid="b1", Channel=HINDI_CHAN))
     await until(engine, lambda: engine.agents["1001"].status is AgentStatus.WRAPUP)
+    # the agent's disposition of an inbound call is recorded against the caller's call id
+    done = await engine.submit(Command("agent.disposition", {"agent": "1001", "code": "1"}))
+    assert done.ok, done
+    assert [d.call_id for d in rig.store.dispositions] == [caller.uniqueid]
+    assert engine.agents["1001"].status is AgentStatus.READY
     [rec] = rig.recorder.calls
     assert rec.result == "answered" and rec.agent == "1001"
     f = engine.inbound.figures()
     assert (f["offered"], f["answered"], f["waiting"], f["handing"]) == (1, 1, 0, 0)
     states = [r.state for r in rig.store.agent_rows if r.agent_number == "1001"]
-    assert states == ["PAUSED", "READY", "RESERVED", "TALKING", "WRAPUP"]
+    assert states == ["PAUSED", "READY", "RESERVED", "TALKING", "WRAPUP", "READY"]
     # the wallboard's row for the queue follows within a few ticks
     live = engine.live
     assert isinstance(live, MemoryLive)
