@@ -112,24 +112,29 @@ class _Ticket:
 
     @property
     def call_id(self) -> str:
+        """The caller's call id."""
         return self.caller.call_id
 
     def position(self) -> int:
+        """1-based place in line; 0 once an agent is reserved."""
         return 0 if self.offer is not None else self._desk.queue.position(self.call_id)
 
     async def wait_offer(self, timeout: float | None) -> AgentOffer | None:  # noqa: ASYNC109
+        """An agent for this caller, or None after ``timeout`` seconds."""
         if self.offer is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._event.wait(), timeout)
         return self.offer
 
     def connected(self, at: float) -> None:
+        """The bridge formed at ``at``: the caller counts as answered."""
         assert self.offer is not None, "connected() without an offer"
         self._desk.queue.connected(self.call_id, at)
         self.done = True
         self._desk._tickets.pop(self.call_id, None)
 
     def requeue(self, result: str = "FAILURE") -> None:
+        """The agent could not be reached: back to the same place in line."""
         assert self.offer is not None, "requeue() without an offer"
         self._desk.queue.requeue(self.call_id)
         # the agent vanished: they are not put back (the engine learns the truth from AMI)
@@ -138,6 +143,7 @@ class _Ticket:
         self._desk.dispatch()
 
     def leave(self, reason: LeaveReason) -> bool:
+        """Leave without an agent; False while an agent is offered (unless hanging up)."""
         if self.done:
             return True
         if self.offer is not None and reason is not LeaveReason.ABANDONED:
