@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dialer.engine.commands import (
     ILLEGAL_TRANSITION,
@@ -335,3 +337,54 @@ async def test_failing_engine_becomes_a_failed_reply(redis_url: str, redis_prefi
     assert not reply.ok and reply.code == "failed" and "boom" in reply.message
     assert second.code == "failed"  # the bus survived the first failure
     assert len(audit) == 2
+
+
+_ids = st.sampled_from(["1", "2", "3"])
+_rows = st.none() | st.fixed_dictionaries({"state": st.sampled_from(["READY", "PAUSED"])})
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("agent"), _ids, _rows),
+        st.tuples(st.just("call"), _ids, _rows),
+        st.tuples(st.just("counters"), _ids, st.fixed_dictionaries({"dials": st.integers(0, 9)})),
+        st.tuples(st.just("flush"), st.just(""), st.none()),
+        st.tuples(st.just("reset"), st.just(""), st.none()),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_ops)
+def test_redis_live_matches_the_in_process_model(redis_url: str, ops: list[Any]) -> None:
+    """Any sequence of publishes, flushes and resets reads back as the in-process model says."""
+
+    async def run() -> tuple[Any, Any]:
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        prefix = f"dialer-test:{secrets.token_hex(4)}:"
+        model, live = MemoryLive(), RedisLive(client, prefix)
+        try:
+            for op, ident, data in ops:
+                if op == "flush":
+                    await live.flush()
+                    continue
+                for target in (model, live):
+                    if op == "reset":
+                        target.reset()
+                    else:
+                        getattr(target, op)(ident, data)
+            await live.flush()
+            got, want = await live.snapshot(), await model.snapshot()
+        finally:
+            keys = [k async for k in client.scan_iter(match=prefix + "*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+        return got, want
+
+    got, want = asyncio.run(run())
+    for table in ("agents", "calls", "counters"):
+        assert {k: dict(v) for k, v in getattr(got, table).items()} == {
+            k: dict(v) for k, v in getattr(want, table).items()
+        }, table
