@@ -902,7 +902,7 @@ def agents_list(state: State, as_json: bool) -> None:
     from dialer.live import supervisor
     from dialer.live.wallboard import agents_table
 
-    snap = _live(supervisor.snapshot(state.settings))
+    snap = _live(supervisor.snapshot_named(state.settings))
     if as_json:
         rows = [{"agent": k, **dict(v)} for k, v in snap.agents.items()]
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import time
 from collections import Counter
@@ -235,6 +236,41 @@ def queue_rows(snap: LiveSnapshot) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- wallboard
 
 
+async def agent_names(settings: Any) -> dict[str, str]:
+    """Agent number -> name from the record (the live rows carry numbers only)."""
+    from sqlalchemy import select
+
+    from dialer.db.database import Database
+    from dialer.db.models import Agent
+
+    db = Database.from_settings(settings)
+    try:
+        async with db.sessionmaker() as session:
+            rows = (await session.execute(select(Agent.number, Agent.name))).all()
+    finally:
+        await db.close()
+    return {number: name for number, name in rows if name}
+
+
+def with_names(snap: LiveSnapshot, names: Mapping[str, str]) -> LiveSnapshot:
+    """The snapshot with each agent's ``name`` filled in where the live row has none."""
+    if not names:
+        return snap
+    agents = {
+        k: (v if v.get("name") or k not in names else {**v, "name": names[k]})
+        for k, v in snap.agents.items()
+    }
+    return dataclasses.replace(snap, agents=agents)
+
+
+async def snapshot_named(settings: Any) -> LiveSnapshot:
+    """The live state with agent names from the record when the database is reachable."""
+    snap = await snapshot(settings)
+    with contextlib.suppress(Exception):  # no database from this terminal: numbers only
+        snap = with_names(snap, await agent_names(settings))
+    return snap
+
+
 async def floor_figures(
     settings: Any, day: date | None = None
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -275,23 +311,26 @@ async def run_wallboard(
     meter = PaceMeter()
     month: dict[str, float] = {}
     occupancy: dict[str, float] = {}
+    names: dict[str, str] = {}
     month_at = -1e9
     async with connect(settings) as (_bus, live):
 
         async def frame() -> Any:
-            nonlocal month, occupancy, month_at
+            nonlocal month, occupancy, names, month_at
             snap = await live.snapshot()
             wall = time.time()
             if wall - month_at > 60:  # these move slowly; ask the database once a minute
                 month_at = wall
                 with contextlib.suppress(Exception):  # no database here: live figures only
                     month, occupancy = await floor_figures(settings)
-            names = {key: str(row.get("name")) for key, row in snap.counters.items()}
+                    names = await agent_names(settings)
+            snap = with_names(snap, names)
+            campaigns = {key: str(row.get("name")) for key, row in snap.counters.items()}
             now = snap.engine_now(wall)
             extras = Extras(
                 pace=meter.update(snap, now),
-                abandon_30d={k: month[n] for k, n in names.items() if n in month},
-                occupancy_today={k: occupancy[n] for k, n in names.items() if n in occupancy},
+                abandon_30d={k: month[n] for k, n in campaigns.items() if n in month},
+                occupancy_today={k: occupancy[n] for k, n in campaigns.items() if n in occupancy},
             )
             return render(snap, now, extras=extras, wall=wall)
 

@@ -20,7 +20,7 @@ from dialer.cli import main
 from dialer.config import AsteriskSettings, EngineSettings, Settings, TrunkSettings
 from dialer.db.campaigns import create_campaign
 from dialer.db.database import Database
-from dialer.db.models import AuditLog, Campaign
+from dialer.db.models import Agent, AuditLog, Campaign
 from dialer.domain.agent import AgentStatus
 from dialer.engine.core import Engine
 from dialer.engine.inputs import AmiLink, LoginIn
@@ -132,6 +132,14 @@ def test_agent_commands_reach_the_controller(env: dict[str, str]) -> None:
 
 
 def test_agents_list_and_queue_status_read_live_state(env: dict[str, str]) -> None:
+    async def roster() -> None:
+        db = Database(env["DIALER_DATABASE_URL"])
+        await db.upgrade()
+        async with db.transaction() as s:
+            s.add(Agent(number="1002", name="Ravi"))
+        await db.close()
+
+    asyncio.run(roster())
     with ControllerThread(
         env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], fake_engine
     ) as c:
@@ -141,6 +149,7 @@ def test_agents_list_and_queue_status_read_live_state(env: dict[str, str]) -> No
         rows = {r["agent"]: r for r in json.loads(out)}
         assert code == 0 and rows["1002"]["state"] == "PAUSED"
         assert rows["1002"]["reason"] == "meeting" and rows["1001"]["state"] == "READY"
+        assert rows["1002"]["name"] == "Ravi" and "name" not in rows["1001"]  # from the record
         code, out = dialer(env, "agents", "list")
         assert code == 0 and "PAUSED" in out and "meeting" in out
         code, out = dialer(env, "queue", "status", "--json")
