@@ -139,7 +139,8 @@ class PredictivePacer:
         abandon_after_seconds: float = 2.0,
         min_agents: int = 5,
         horizon_seconds: int = 30,
-        safety_margin: float = 0.08,
+        safety_margin: float = 0.05,
+        reserve_calls: float = 3.0,
         threshold: float = 0.015,
         threshold_gain: float = 0.25,
         max_calls_per_agent: float = 10.0,
@@ -160,6 +161,7 @@ class PredictivePacer:
         self.min_agents = min_agents
         self.horizon = horizon_seconds
         self.safety_margin = safety_margin
+        self.reserve_calls = reserve_calls
         self.threshold0 = threshold
         self.threshold_gain = threshold_gain
         self.max_calls_per_agent = max_calls_per_agent
@@ -331,7 +333,8 @@ class PredictivePacer:
         """The marginal-abandonment threshold the ledger allows now."""
         view = self.ledger.view()
         slack = min(
-            view.today.slack(self.target * (1.0 - self.safety_margin)),
+            # A few abandonments in hand: the last ones of a day cannot be made up for.
+            view.today.slack(self.target * (1.0 - self.safety_margin)) - self.reserve_calls,
             view.last_24h.slack(self.target),
             view.last_30d.slack(self.target),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import random
 import statistics
@@ -299,7 +301,7 @@ def table(summaries: Sequence[Summary], markdown: bool = False) -> str:
             s.policy,
             str(s.agents),
             str(s.days),
-            f"{s.occupancy:.1%}",
+            f"{s.occupancy:.2%}",
             f"{s.talk_minutes_per_agent_hour:.1f}",
             f"{s.abandon_rate:.2%}",
             f"{s.worst_day:.2%}",
@@ -398,7 +400,7 @@ def run_benchmark(
 
     def progress(s: Summary) -> None:
         echo(
-            f"  done {s.scenario:<22} {s.policy:<12} occupancy {s.occupancy:6.1%}  "
+            f"  done {s.scenario:<22} {s.policy:<12} occupancy {s.occupancy:6.2%}  "
             f"abandon {s.abandon_rate:6.2%}  worst day {s.worst_day:6.2%}"
         )
 
@@ -439,6 +441,11 @@ def run_benchmark(
                 for x in lat
             )
         markdown_path.write_text(text + "\n", encoding="utf-8")
+        raw = {
+            "summaries": [dataclasses.asdict(x) for x in summaries],
+            "latency": [dataclasses.asdict(x) for x in lat],
+        }
+        markdown_path.with_suffix(".json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
         echo(f"markdown: {markdown_path}")
     echo(f"\nwall time {time.perf_counter() - started:.0f} s")
     return summaries
