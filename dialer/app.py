@@ -118,6 +118,7 @@ class Controller:
     async def run(self, *, signals: bool = False) -> None:
         """Run until stopped; with ``signals`` SIGINT/SIGTERM stop it cleanly."""
         from dialer.db.database import Database
+        from dialer.engine.dbthread import DbThread, WriterProxy
         from dialer.engine.store import DbStore
 
         s = self.settings
@@ -125,13 +126,14 @@ class Controller:
         if signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_stop)
+        # The record lives on its own thread and loop (see dialer.engine.dbthread): database
+        # work never holds up a hand-off.  The IVR keeps a reader on this loop.
+        dbt = DbThread(s, migrate=self.migrate)
+        await dbt.start()
+        log.info("database: %s (%s)", _masked_db(s), dbt.db.dialect)
+        writer = WriterProxy(dbt)
         db = Database.from_settings(s)
-        log.info("database: %s (%s)", _masked_db(s), db.dialect)
-        if self.migrate:
-            await db.upgrade()
-        writer = db.ledger_writer()
-        await writer.start()
-        store = DbStore(db, writer, self.owner)
+        store = DbStore(dbt.db, writer, self.owner, dbt)
         live, live_close = await self._live()
         client = AmiClient(s.ami, on_connect=self._on_connect)
         engine = Engine(
@@ -173,14 +175,15 @@ class Controller:
                 await server.close()
             with contextlib.suppress(Exception):
                 await client.close()
-            await writer.stop()
+            written = writer.written
+            await dbt.stop()
             with contextlib.suppress(Exception):
                 await live_close()
             await db.close()
             if signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
-            log.info("stopped: %d record(s) written", writer.written)
+            log.info("stopped: %d record(s) written", max(written, dbt.writer.written))
 
     async def _run_tasks(self, engine: Engine, client: AmiClient, live: Any) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -1462,6 +1462,58 @@ def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> 
         click.echo(line)
 
 
+@bench.command("handoff")
+@click.option(
+    "--agents",
+    "floors",
+    type=click.IntRange(1, 1000),
+    multiple=True,
+    default=(35, 500),
+    show_default=True,
+    help="Floor sizes to measure (repeatable).",
+)
+@click.option(
+    "--speed",
+    "speeds",
+    type=click.FloatRange(min=0.1, max=20.0),
+    multiple=True,
+    default=(4.0, 1.0),
+    show_default=True,
+    help="Simulator speed per floor (same order as --agents).",
+)
+@click.option(
+    "--connects",
+    type=click.IntRange(10, 100000),
+    default=400,
+    show_default=True,
+    help="Hand-offs to measure per floor (after every agent logged in).",
+)
+@click.option(
+    "--limit",
+    type=click.FloatRange(min=5),
+    default=180.0,
+    show_default=True,
+    help="Real seconds at most per phase (log-in, measuring) of each floor.",
+)
+def bench_handoff(
+    floors: tuple[int, ...], speeds: tuple[float, ...], connects: int, limit: float
+) -> None:
+    """Hand-off latency p50/p99 and controller CPU per 1,000 calls, on the simulator.
+
+    The simulator runs as its own process (`dialer sim-pbx`); the real controller, with SQLite,
+    runs here, so the CPU figure is the controller's alone.
+    """
+    import asyncio
+
+    from dialer.bench_handoff import run_bench
+
+    if len(speeds) == 1:
+        speeds = speeds * len(floors)
+    if len(speeds) != len(floors):
+        raise click.ClickException("give one --speed, or one per --agents")
+    asyncio.run(run_bench(floors, speeds, connects, limit, click.echo))
+
+
 # --------------------------------------------------------------------------- demo
 
 

@@ -138,6 +138,8 @@ class CallTrack:
     deadline: float = 0.0
     live_perf: float = 0.0
     handoff_ms: float | None = None
+    asked_perf: float = 0.0  # the FastAGI session asked for its plan
+    offered_perf: float = 0.0  # the plan (an agent) was handed to it
     customer_bridge: str = ""
     agent_bridge: str = ""
     finalizing: bool = False
@@ -167,6 +169,8 @@ class Stats:
     """Figures the engine keeps for the wallboard, the demo summary and the benchmarks."""
 
     handoff_ms: list[float] = field(default_factory=list)
+    # per hand-off: (verdict -> FastAGI asks, asks -> agent given, given -> both in bridge) ms
+    handoff_parts: list[tuple[float, float, float]] = field(default_factory=list)
     applied: int = 0
     originated: int = 0
     ended: int = 0
@@ -1319,8 +1323,18 @@ class Engine:
         call.connected = True
         self._cancel_timer("deadline", call.state.call_id)
         if call.live_perf:
-            call.handoff_ms = (time.perf_counter() - call.live_perf) * 1000.0
+            done = time.perf_counter()
+            call.handoff_ms = (done - call.live_perf) * 1000.0
             self.stats.handoff_ms.append(call.handoff_ms)
+            if call.asked_perf and call.offered_perf:
+                # Where the time went: PBX -> FastAGI request, engine, bridge -> AMI events.
+                self.stats.handoff_parts.append(
+                    (
+                        (call.asked_perf - call.live_perf) * 1000.0,
+                        (call.offered_perf - call.asked_perf) * 1000.0,
+                        (done - call.offered_perf) * 1000.0,
+                    )
+                )
         wait = max(0.0, now - (call.state.live_at or now))
         if call.state.phase is CallPhase.WAITING:
             self._advance(call, CallEvent.CONNECT)
@@ -1381,6 +1395,7 @@ class Engine:
             item.reply.set_result(HandoffPlan("abandon", prompt=self._abandon_prompt(run)))
             return
         call.plan = item.reply
+        call.asked_perf = time.perf_counter()
         log.debug(
             "call %s: hand-off asked %.1f ms after the verdict",
             call.state.call_id,
@@ -1400,6 +1415,7 @@ class Engine:
         if run is not None and run.config.recording:
             record = f"dialer/{run.config.id}/{call.state.call_id}.wav"
             call.record_path = record
+        call.offered_perf = time.perf_counter()
         call.plan.set_result(
             HandoffPlan(
                 "bridge",

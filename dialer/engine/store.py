@@ -7,9 +7,10 @@ engine's effects or by the FastAGI scripts, never by a transition.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select, update
 
@@ -33,6 +34,11 @@ from dialer.engine.ports import (
     OpenCall,
     PinCheck,
 )
+
+if TYPE_CHECKING:
+    from dialer.engine.dbthread import DbThread
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def _now() -> datetime:
@@ -85,18 +91,41 @@ def engine_campaign(c: DbCampaign) -> CampaignConfig:
     )
 
 
-class DbStore:
-    """Store port backed by PostgreSQL or SQLite through ``dialer.db``."""
+def _on_db_loop(fn: F) -> F:
+    """Run the decorated coroutine method on the database's own loop when there is one."""
 
-    def __init__(self, db: Database, writer: lg.LedgerWriter, owner: str) -> None:
+    @functools.wraps(fn)
+    async def wrapper(self: DbStore, *args: Any, **kw: Any) -> Any:
+        if self.dbt is None:
+            return await fn(self, *args, **kw)
+        return await self.dbt.call(functools.partial(fn, self, *args, **kw))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class DbStore:
+    """Store port backed by PostgreSQL or SQLite through ``dialer.db``.
+
+    With a :class:`~dialer.engine.dbthread.DbThread` every query runs on the database's own
+    thread and loop, and ``writer`` is its thread-safe proxy; without one, all runs here.
+    """
+
+    def __init__(self, db: Database, writer: Any, owner: str, dbt: DbThread | None = None) -> None:
         self.db = db
         self.writer = writer
         self.owner = owner
+        self.dbt = dbt
 
+    def _writer_here(self) -> Any:
+        """The real LedgerWriter, for code already running on the database loop."""
+        return self.dbt.writer if self.dbt is not None else self.writer
+
+    @_on_db_loop
     async def running_campaigns(self) -> Sequence[CampaignConfig]:
         """Campaigns whose status is running."""
         return [engine_campaign(c) for c in await self.db.running_campaigns()]
 
+    @_on_db_loop
     async def campaign(self, key: str) -> CampaignConfig | None:
         """One campaign by id or name."""
         try:
@@ -104,18 +133,21 @@ class DbStore:
         except CampaignError:
             return None
 
+    @_on_db_loop
     async def set_campaign_status(self, campaign_id: int, status: str) -> None:
         """Persist a campaign's status."""
         async with self.db.transaction() as session:
             await update_campaign(session, campaign_id, status=status)
 
+    @_on_db_loop
     async def reserve_leads(self, campaign_id: int, count: int) -> Sequence[LeadTicket]:
         """Up to ``count`` dialable leads reserved for this controller."""
-        if not self.writer.dialling_allowed:
+        if not self._writer_here().dialling_allowed:
             return []  # the ledger is spooling: no new calls until it is written
         leads = await self.db.reserve_leads(campaign_id, count, _now(), self.owner)
         return [LeadTicket(x.lead_id, x.campaign_id, x.phone, x.attempts + 1) for x in leads]
 
+    @_on_db_loop
     async def release_leads(self, lead_ids: Sequence[int]) -> None:
         """Give back leads reserved but not dialled."""
         await self.db.release_leads(list(lead_ids), self.owner)
@@ -199,6 +231,7 @@ class DbStore:
             )
         )
 
+    @_on_db_loop
     async def open_calls(self) -> Sequence[OpenCall]:
         """This controller's ledger rows that never got a final outcome."""
         async with self.db.sessionmaker() as s:
@@ -218,11 +251,13 @@ class DbStore:
             for r in rows
         ]
 
+    @_on_db_loop
     async def check_pin(self, agent_number: str, pin: str) -> PinCheck:
         """Verify a PIN with the db's failure counting and lockout."""
         res = await self.db.verify_pin(agent_number, pin, _now())
         return PinCheck(res.ok, res.reason, res.agent_number, tuple(res.campaigns))
 
+    @_on_db_loop
     async def close_agent_sessions(self, reason: str = "controller restart") -> int:
         """Log out (in the state log) every agent a previous run left logged in; how many.
 
@@ -242,10 +277,11 @@ class DbStore:
             )
         now = _now()
         count = 0
+        writer = self._writer_here()
         for row in rows:
             if row.state == "LOGGED_OUT":
                 continue
-            self.writer.record(
+            writer.record(
                 lg.AgentStateChanged(
                     agent_number=row.agent_number,
                     state="LOGGED_OUT",
@@ -257,9 +293,10 @@ class DbStore:
             )
             count += 1
         if count:
-            await self.writer.flush()
+            await writer.flush()
         return count
 
+    @_on_db_loop
     async def release_stale_reservations(self) -> int:
         """Leads a previous run reserved but never dialled go back to the pool; how many."""
         open_leads = select(Call.lead_id).where(
@@ -274,6 +311,7 @@ class DbStore:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
+    @_on_db_loop
     async def agent_campaigns(self, agent_number: str) -> tuple[int, ...]:
         """The campaigns an agent is assigned to."""
         async with self.db.sessionmaker() as s:
