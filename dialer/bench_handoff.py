@@ -220,6 +220,7 @@ async def _start_sim(
     work: Path, ami_port: int, agi_port: int, speed: float, secret: str
 ) -> asyncio.subprocess.Process:
     env = dict(os.environ, DIALER_AMI_SECRET=secret)
+    log = await asyncio.to_thread((work / "sim.log").open, "wb")
     env.pop("DIALER_CONFIG", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -239,7 +240,7 @@ async def _start_sim(
         cwd=str(work),
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=open(work / "sim.log", "wb"),
+        stderr=log,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
