@@ -961,8 +961,8 @@ class Engine:
         # inbound (issue 10): callers waiting in the queue count as live calls waiting
         want = int(pacer.decide(self.inbound.pacing_view(self.snapshot(cid, now))))
         run.last_decision = want
-        if want > 20:
-            log.info("pacer: %s", getattr(pacer, "last_decision", None))
+        if want > 0:
+            log.debug("pacer: %s", getattr(pacer, "last_decision", None))
         if want <= 0:
             return
         gate = self.trunks.get(run.config.trunk) or self._default_gate(run.config.trunk)
