@@ -256,6 +256,10 @@ async def test_login_hold_bridge_and_wrapup_follow_the_dialplan_contract(site: S
     async def login(session: AgiSession) -> None:
         await session.set_variable("AGENTID", agent_id)
         await session.set_variable("AGENT_STATE", "READY")
+        # A failed command makes Asterisk end the session with AGISTATUS=FAILURE; the agent
+        # must still reach the hold loop.
+        missing = await session.stream_file("dialer-test-no-such-sound")
+        assert missing.result == "-1"
         await sessions.add(session)
 
     async def answered(session: AgiSession) -> None:
