@@ -482,8 +482,8 @@ def summary_lines(s: DemoSummary) -> list[str]:
     ]
     if s.handoff_p50_ms is not None and s.handoff_p99_ms is not None:
         out.append(
-            f"Hand-off (AMD verdict -> both in the bridge): p50 {s.handoff_p50_ms:.1f} ms, "
-            f"p99 {s.handoff_p99_ms:.1f} ms (real time)."
+            f"Hand-off (live person and free agent -> both in the bridge): "
+            f"p50 {s.handoff_p50_ms:.1f} ms, p99 {s.handoff_p99_ms:.1f} ms (real time)."
         )
     if s.occupancy is not None:
         out.append(f"Agent occupancy (talk + wrap-up over available time): {s.occupancy:.0%}.")

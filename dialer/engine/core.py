@@ -138,6 +138,7 @@ class CallTrack:
     deadline: float = 0.0
     live_perf: float = 0.0
     handoff_ms: float | None = None
+    reserved_perf: float = 0.0  # an agent was reserved for it (at once, or once one freed up)
     asked_perf: float = 0.0  # the FastAGI session asked for its plan
     offered_perf: float = 0.0  # the plan (an agent) was handed to it
     customer_bridge: str = ""
@@ -168,7 +169,10 @@ class CampaignRun:
 class Stats:
     """Figures the engine keeps for the wallboard, the demo summary and the benchmarks."""
 
+    # per hand-off, ms from "a live person and a free agent" to both in the bridge
     handoff_ms: list[float] = field(default_factory=list)
+    # per hand-off, ms the live person waited for an agent to be free (0: one was ready)
+    agent_wait_ms: list[float] = field(default_factory=list)
     # per hand-off: (verdict -> FastAGI asks, asks -> agent given, given -> both in bridge) ms
     handoff_parts: list[tuple[float, float, float]] = field(default_factory=list)
     applied: int = 0
@@ -1323,15 +1327,20 @@ class Engine:
         call.connected = True
         self._cancel_timer("deadline", call.state.call_id)
         if call.live_perf:
+            # The ledger keeps what the person lived through: verdict -> connected.  The
+            # controller's own hand-off runs from the moment there is both a live person and a
+            # free agent (a wait for an agent is the pacer's business, measured apart).
             done = time.perf_counter()
             call.handoff_ms = (done - call.live_perf) * 1000.0
-            self.stats.handoff_ms.append(call.handoff_ms)
+            start = max(call.live_perf, call.reserved_perf)
+            self.stats.handoff_ms.append((done - start) * 1000.0)
+            self.stats.agent_wait_ms.append(max(0.0, call.reserved_perf - call.live_perf) * 1000.0)
             if call.asked_perf and call.offered_perf:
                 # Where the time went: PBX -> FastAGI request, engine, bridge -> AMI events.
                 self.stats.handoff_parts.append(
                     (
-                        (call.asked_perf - call.live_perf) * 1000.0,
-                        (call.offered_perf - call.asked_perf) * 1000.0,
+                        max(0.0, call.asked_perf - start) * 1000.0,
+                        (call.offered_perf - max(call.asked_perf, start)) * 1000.0,
                         (done - call.offered_perf) * 1000.0,
                     )
                 )
@@ -1438,6 +1447,7 @@ class Engine:
             if best is None:
                 return
             queue.popleft()
+            call.reserved_perf = time.perf_counter()
             call.state = replace(call.state, agent_id=best.agent_id)
             self._agent_event(best.agent_id, AgentEvent.RESERVE, call_id=call.state.call_id)
             self._offer(call)
