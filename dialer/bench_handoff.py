@@ -180,7 +180,8 @@ async def run_floor(
         cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
         samples = engine.stats.handoff_ms[first:]
         parts = engine.stats.handoff_parts[first_parts:]
-        waits = [w for w in engine.stats.agent_wait_ms[first_wait:] if w > 0.0]
+        # Reserved in the same engine step as the verdict (microseconds later) is no wait.
+        waits = [w for w in engine.stats.agent_wait_ms[first_wait:] if w > 1.0]
         ended = engine.stats.ended - ended0
     finally:
         ctl.request_stop()
