@@ -406,16 +406,16 @@ class PredictivePacer:
         """Per horizon: mean and variance of (live demand - agents available); and the
         expected number of agents free by the last horizon."""
         busy = len(snapshot.talking) + len(snapshot.wrapping)
-        elapsed = snapshot.talking + snapshot.wrapping + snapshot.ringing
         ready = float(snapshot.ready_agents)
+        if busy + len(snapshot.ringing) > GATHER_LIMIT:
+            return self._count_rows(snapshot, ready)
+        elapsed = snapshot.talking + snapshot.wrapping + snapshot.ringing
         k = self.horizon
         if not elapsed:
             return np.full(k, len(snapshot.waiting) - ready), np.zeros(k), ready
         index = np.clip(np.asarray(elapsed, dtype=np.float64), 0.0, ROWS - 1).astype(np.intp)
         index[len(snapshot.talking) : busy] += ROWS
         index[busy:] += 2 * ROWS
-        if index.shape[0] > GATHER_LIMIT:
-            return self._count_rows(snapshot, ready)
         rows = self._signed[index]
         mean: FloatArray = rows.sum(axis=0) + (len(snapshot.waiting) - ready)
         var = self._var[index].sum(axis=0)
