@@ -72,6 +72,11 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = make_engine(url, echo=echo, pool_size=pool_size)
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
+        #: Sessions for transactions that write: on SQLite they take the write lock at BEGIN
+        #: (see dialer.db.engine), so concurrent writers queue instead of failing.
+        self.write_sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(
+            self.engine.execution_options(sqlite_immediate=True)
+        )
         self.floor = SiteFloor.parse(site.calling_floor_start, site.calling_floor_end)
         self.site_timezone = site.timezone
         self.country = site.country
@@ -113,7 +118,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside a transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
+        async with self.write_sessionmaker() as session, session.begin():
             yield session
 
     def ledger_writer(self, **kwargs: Any) -> LedgerWriter:
@@ -183,7 +188,7 @@ class Database:
         Safe for several controllers on PostgreSQL (SKIP LOCKED + in-flight mark in one
         transaction).  Reservations lapse after ``hold`` unless the call is recorded as started.
         """
-        async with self.sessionmaker() as session, session.begin():
+        async with self.write_sessionmaker() as session, session.begin():
             campaign = CampaignConfig.from_row(await get_campaign(session, campaign_id))
             zones = await self._campaign_zones(session, campaign_id)
             return await hopper.reserve(
@@ -205,7 +210,7 @@ class Database:
         """Give back several reserved leads; the number released."""
         if not lead_ids:
             return 0
-        async with self.sessionmaker() as session, session.begin():
+        async with self.write_sessionmaker() as session, session.begin():
             return await hopper.release(session, lead_ids, owner)
 
     # ------------------------------------------------------------------ agents

@@ -40,9 +40,11 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEng
 def _sqlite_begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads, then writes after another connection committed fails
     # with "database is locked" (stale WAL snapshot) after waiting the whole busy timeout; the
-    # hopper and the ledger writer hit that constantly.  Taking the write lock at BEGIN makes
-    # transactions queue on busy_timeout instead, and never fail for it.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # hopper hits that under load.  Connections made with the execution option
+    # ``sqlite_immediate=True`` take the write lock at BEGIN and queue on busy_timeout instead;
+    # the rest stay deferred (a reader must not hold the write lock, e.g. across a PIN hash).
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

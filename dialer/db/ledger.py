@@ -708,7 +708,7 @@ class LedgerWriter:
                 self._append_lines(self._spool.with_suffix(".rejected"), [to_json(rec)])
 
     async def _commit(self, records: list[LedgerRecord]) -> None:
-        async with self._db.sessionmaker() as session, session.begin():
+        async with self._db.write_sessionmaker() as session, session.begin():
             for rec in records:
                 await apply_record(self._db, session, rec)
 
