@@ -13,6 +13,7 @@ Reason: TypeAlias = Literal[
     "cold_start",  # not enough history yet: progressive
     "model",  # the predictive model chose the count
     "progressive_floor",  # the model wanted fewer than progressive, which is always safe
+    "ledger_exhausted",  # today (or 24 h, 30 days) is over budget: progressive until it is not
     "in_flight_cap",  # the model wanted more than the cap on calls in flight per agent
     "formula",  # progressive or ratio mode: the fixed formula
 ]

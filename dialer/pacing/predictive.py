@@ -329,6 +329,15 @@ class PredictivePacer:
             stable=stable,
         )
 
+    def _over_budget(self) -> bool:
+        """Whether today (at its margin), the last 24 h or the last 30 days are over budget."""
+        view = self.ledger.view()
+        return (
+            view.today.slack(self.target * (1.0 - self.safety_margin)) < 0.0
+            or view.last_24h.slack(self.target) < 0.0
+            or view.last_30d.slack(self.target) < 0.0
+        )
+
     def threshold(self) -> float:
         """The marginal-abandonment threshold the ledger allows now."""
         view = self.ledger.view()
@@ -376,6 +385,8 @@ class PredictivePacer:
         if not self._tables_ready:
             return record(progressive, "cold_start")
 
+        if self._over_budget():  # the cap is a cap: over budget, dial only what cannot drop
+            return record(progressive, "ledger_exhausted")
         mean0, var0, free = self._gather(snapshot)
         if snapshot.ready_agents == 0 and free < 0.5:
             return record(0, "no_agents", expected_free_agents=free)

@@ -206,6 +206,24 @@ def test_abandonments_make_the_pacer_spend_less() -> None:
     assert after < before
 
 
+def test_over_budget_dials_only_progressive_until_the_ledger_recovers() -> None:
+    pacer = warm()
+    snap = PacingSnapshot(now=2000.0, ready_agents=3, wrapping=(25.0,) * 12, talking=(80.0,) * 21)
+    assert pacer.decide(snap) > 3
+    live = pacer.ledger.view().today.live
+    over = int(0.03 * live) + 2
+    for i in range(over):
+        pacer.observe(CallAbandoned(at=1500.0 + i, wait_seconds=2.0))
+    assert pacer.decide(snap) == 3
+    assert pacer.last_decision is not None and pacer.last_decision.reason == "ledger_exhausted"
+    at = 1600.0
+    while pacer.ledger.view().today.slack(0.03 * 0.95) < 0:  # live answers without drops
+        at += 1.0
+        pacer.observe(CallAnswered(at=at, ring_seconds=6.0, live=True))
+    assert pacer.decide(snap) >= 3
+    assert pacer.last_decision is not None and pacer.last_decision.reason != "ledger_exhausted"
+
+
 def test_a_sudden_rise_in_answers_is_flagged_unstable() -> None:
     pacer = warm()
     at = 1500.0
