@@ -120,6 +120,7 @@ async def run_floor(
     connects: int,
     limit: float,
     say: Callable[[str], None],
+    warmup: float = 0.0,
 ) -> FloorResult:
     """One floor: seed, simulator process, controller; measure after every agent is in."""
     from dialer.app import Controller
@@ -171,6 +172,11 @@ async def run_floor(
         await engine.wait_for(
             lambda: sum(a.logged_in for a in engine.agents.values()) >= agents, limit
         )
+        if warmup > 0:
+            # Everyone just logged in: the first launches all answer at once (a cold-start
+            # storm); measure the floor once it runs in its steady state.
+            say(f"  {agents} agents: all in; {warmup:g} s warm-up ...")
+            await asyncio.sleep(warmup)
         first = len(engine.stats.handoff_ms)
         first_parts = len(engine.stats.handoff_parts)
         first_wait = len(engine.stats.agent_wait_ms)
@@ -268,13 +274,16 @@ async def run_bench(
     connects: int,
     limit: float,
     say: Callable[[str], None],
+    warmup: float = 20.0,
 ) -> list[FloorResult]:
     """Every floor, one after the other; prints as it goes."""
     base = await loopback_baseline()
     say(f"baseline: loopback TCP connect + one line each way, median {base:.3f} ms")
     results = []
     for agents, speed in zip(floors, speeds, strict=True):
-        r = await run_floor(agents, speed=speed, connects=connects, limit=limit, say=say)
+        r = await run_floor(
+            agents, speed=speed, connects=connects, limit=limit, say=say, warmup=warmup
+        )
         results.append(r)
         say(format_floor(r, base, results[0]))
     return results

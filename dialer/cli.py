@@ -1495,8 +1495,19 @@ def bench_db(state: State, url: str | None, lead_count: int, seconds: float) -> 
     show_default=True,
     help="Real seconds at most per phase (log-in, measuring) of each floor.",
 )
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    default=20.0,
+    show_default=True,
+    help="Real seconds between the last log-in and measuring (skips the cold-start burst).",
+)
 def bench_handoff(
-    floors: tuple[int, ...], speeds: tuple[float, ...], connects: int, limit: float
+    floors: tuple[int, ...],
+    speeds: tuple[float, ...],
+    connects: int,
+    limit: float,
+    warmup: float,
 ) -> None:
     """Hand-off latency p50/p99 and controller CPU per 1,000 calls, on the simulator.
 
@@ -1511,7 +1522,7 @@ def bench_handoff(
         speeds = speeds * len(floors)
     if len(speeds) != len(floors):
         raise click.ClickException("give one --speed, or one per --agents")
-    asyncio.run(run_bench(floors, speeds, connects, limit, click.echo))
+    asyncio.run(run_bench(floors, speeds, connects, limit, click.echo, warmup))
 
 
 # --------------------------------------------------------------------------- demo
