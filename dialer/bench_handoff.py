@@ -11,6 +11,9 @@ measures, once every agent has logged in:
   apart (that wait is the pacer's doing, not the hand-off's);
 * controller CPU seconds (user + system of this process) per 1,000 calls ended.
 
+Called parties and agents follow the simulator's default (realistic) profile: 45 s median
+conversations, 8 s wrap-up; only breaks and wrong PINs are switched off.
+
 Baselines in the same run: a bare loopback TCP connect + one line each way (the floor under
 any FastAGI hand-off), and the first floor size for the later ones.
 """
@@ -38,10 +41,8 @@ PROFILE = """
 login_spread = {spread}
 break_every = 0.0
 wrong_pin_share = 0.0
-wrapup = {{ median = 2.0, sigma = 0.3, low = 1.0, high = 8.0 }}
 
 [called]
-talk = {{ median = 10.0, sigma = 0.5, low = 3.0, high = 60.0 }}
 
 [asterisk]
 seat_count = {seats}
