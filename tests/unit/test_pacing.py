@@ -243,3 +243,25 @@ def test_explain_has_no_effect() -> None:
     first = pacer.explain(snap)
     assert pacer.explain(snap) == first
     assert pacer.decide(snap) == first.launch
+
+
+def test_large_snapshots_count_rows_like_small_ones_gather(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the gather limit the per-row count must give the same prediction as gathering."""
+    import dialer.pacing.predictive as predictive
+
+    pacer = warm()
+    rng = random.Random(5)
+    snap = PacingSnapshot(
+        now=2000.0,
+        ready_agents=30,
+        talking=tuple(rng.expovariate(1 / 150.0) * 30 for _ in range(400)),  # some past the grid
+        wrapping=tuple(rng.uniform(0.0, 1200.0) for _ in range(200)),
+        ringing=tuple(rng.uniform(0.0, 200.0) for _ in range(900)),
+        waiting=(1.0, 0.5),
+    )
+    counted = pacer._gather(snap)  # 1,500 people: the counting path
+    monkeypatch.setattr(predictive, "GATHER_LIMIT", 10_000)
+    gathered = pacer._gather(snap)
+    assert counted[0] == pytest.approx(gathered[0], rel=1e-9, abs=1e-9)
+    assert counted[1] == pytest.approx(gathered[1], rel=1e-9, abs=1e-9)
+    assert counted[2] == pytest.approx(gathered[2], rel=1e-9, abs=1e-9)
