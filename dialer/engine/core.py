@@ -91,6 +91,8 @@ BUFFER_PER_AGENT = 3
 BUFFER_MIN = 4
 # A call that hears nothing for this long (beyond its ring timeout) is checked against Asterisk.
 STALE_AFTER = 60.0
+# Reconciliation leaves alone a call heard of this recently before the channel listing.
+RECONCILE_MARGIN = 5.0
 
 
 class _Live:
@@ -1721,6 +1723,11 @@ class Engine:
                 continue
             if not call.originated and not call.orphan and call.state.phase is CallPhase.PENDING:
                 continue  # the Originate has not even been answered yet
+            if not call.orphan and call.last_news > item.asked_at - RECONCILE_MARGIN:
+                # Heard of just before the listing: its channel may not be in it yet (an
+                # Originate still being set up).  The stale timer looks again later.
+                self._timer("stale", cid, now + STALE_AFTER)
+                continue
             # Asterisk has no channel for it: it ended while we could not see.
             call.link_lost = True
             call.hung_up = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -33,13 +34,26 @@ def settings(abandon: float = 0.4) -> Settings:
     )
 
 
+class ShiftClock:
+    """Real monotonic time that a test can move forward."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() + self.shift
+
+    def real(self, seconds: float) -> float:
+        return max(seconds, 0.0)
+
+
 @pytest.fixture
 async def rig() -> AsyncIterator[tuple[Engine, FakeStore, FakeAmi]]:
     store = FakeStore()
     store.campaigns_[1] = CampaignConfig(1, "spring", dial_mode="progressive", wrapup_seconds=5)
     store.leads = {i: f"+9155510{i:02d}" for i in range(1, 6)}
     ami = FakeAmi()
-    engine = Engine(settings(), store, ami)
+    engine = Engine(settings(), store, ami, clock=ShiftClock())
     task = asyncio.create_task(engine.run())
     engine.add_campaign(store.campaigns_[1])
     engine.post(AmiLink(True))
@@ -173,6 +187,8 @@ async def test_link_lost_reconciles_calls_and_agent_lines(
     await until(engine, lambda: len(ami.originates()) >= 1)
     cid = ami.originates()[0]["ChannelId"]
     engine.on_ami_event(ev("Newchannel", Uniqueid=cid, Channel="c;1"))
+    await engine.barrier()
+    engine.clock.shift += 10.0  # type: ignore[attr-defined]  # the outage lasted a while
     engine.post(AmiLink(False))
     ami.channels = []  # Asterisk lost everything: the call and the agent's line are gone
     engine.post(AmiLink(True))
@@ -196,3 +212,18 @@ async def test_commands_errors_are_stable(rig: tuple[Engine, FakeStore, FakeAmi]
     assert r.code == "unknown_campaign"
     r = await engine.submit(Command("status", {}))
     assert r.ok and r.data["agents_by_state"] == {"READY": 1}
+
+
+async def test_reconciliation_spares_a_call_heard_of_just_before_the_listing(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine)
+    await until(engine, lambda: len(ami.originates()) >= 1)
+    cid = ami.originates()[0]["ChannelId"]
+    ami.channels = [{"Uniqueid": "someone-else", "Channel": AGENT_CHAN}]
+    engine.post(AmiLink(False))
+    engine.post(AmiLink(True))  # the Originate may still be setting its channel up
+    await until(engine, lambda: engine.stats.reconciled >= 1)
+    assert cid in engine.calls and not store.ended
+    assert engine.agents["1001"].logged_in  # its line is in the listing
