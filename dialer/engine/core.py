@@ -11,6 +11,7 @@ never just a log line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import secrets
@@ -39,6 +40,7 @@ from dialer.domain.results import (
     pick_cause,
 )
 from dialer.engine import commands as cmds
+from dialer.engine.agent_dial import AgentDial
 from dialer.engine.commands import Command, Reply
 from dialer.engine.inbound import EngineInbound
 from dialer.engine.inputs import (
@@ -54,6 +56,7 @@ from dialer.engine.inputs import (
     LeadsIn,
     LoginIn,
     OriginateIn,
+    RecheckIn,
     ReconcileIn,
     RecoverIn,
     StopIn,
@@ -165,6 +168,7 @@ class CampaignRun:
     counters: dict[str, float] = field(default_factory=dict)
     last_decision: int = 0
     fetch_failed: bool = False
+    rechecking: int = 0  # launches decided, waiting for the last look before the Originate
 
 
 @dataclass(slots=True)
@@ -255,6 +259,8 @@ class Engine:
         self._ended_leads: dict[str, int] = {}
         # inbound (issue 10): the IVR callers' queue lives here, in the single writer.
         self.inbound = EngineInbound(self)
+        # preview/manual (issue 8): agents dial for themselves with *3.
+        self.agent_dial = AgentDial(self)
 
     # ------------------------------------------------------------------ public surface
 
@@ -464,6 +470,8 @@ class Engine:
             self._on_originate(item)
         elif isinstance(item, LeadsIn):
             self._on_leads(item)
+        elif isinstance(item, RecheckIn):
+            self._on_recheck(item)
         elif isinstance(item, AmiLink):
             self._on_link(item.up)
         elif isinstance(item, ReconcileIn):
@@ -485,6 +493,8 @@ class Engine:
             for run in self.campaigns.values():
                 self._release_buffer(run)
         elif self.inbound.apply(item):  # inbound (issue 10): join/leave/connected/requeue
+            pass
+        elif self.agent_dial.apply(item):  # preview/manual (issue 8): *3
             pass
         else:
             log.warning("engine: unknown input %r", item)
@@ -621,6 +631,7 @@ class Engine:
             # Logged out (or the line dropped) before a disposition: the default one.
             self._write_disposition(a, call, default=True)
         self._agent_event(agent_id, AgentEvent.LOGOUT, reason=reason)
+        self.agent_dial.drop(agent_id)  # preview/manual (issue 8): a lead taken, not dialled
         if call is not None and a.status is S.RESERVED:
             call.state = replace(call.state, agent_id="")
             self._requeue(call)
@@ -760,6 +771,12 @@ class Engine:
         if a.status is S.READY:
             self._dispatch(target)
         return cmds.ok(f"agent {a.agent_id} now works campaign {target}", campaign=target)
+
+    def _cmd_agent_next(self, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:
+        return self.agent_dial.next(cmd, fut)  # preview/manual (issue 8)
+
+    def _cmd_agent_dial(self, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:
+        return self.agent_dial.dial(cmd, fut)  # preview/manual (issue 8)
 
     def _cmd_queue_pause(self, cmd: Command, _f: object) -> Reply:
         return cmds.error(cmds.UNKNOWN_QUEUE, f"no inbound queue {cmd.args.get('queue')}")
@@ -972,11 +989,46 @@ class Engine:
         if want <= 0:
             return
         gate = self.trunks.get(run.config.trunk) or self._default_gate(run.config.trunk)
-        n = min(want, len(run.buffer), gate.room(now))
-        for _ in range(n):
+        # Launches still in their last look were asked for by an earlier decide() and are not
+        # yet reported to the pacer: count them against this decision, so none is doubled.
+        n = min(want - run.rechecking, len(run.buffer), gate.room(now) - run.rechecking)
+        for _ in range(max(0, n)):
             ticket = run.buffer.popleft()
-            self._launch(run, ticket, gate, now, want)
+            run.rechecking += 1
+            self._later(functools.partial(self._recheck, cid, ticket, want))
         self._refill(cid, run, now)
+
+    async def _recheck(self, cid: int, ticket: LeadTicket, want: int) -> None:
+        """Ask the record, right before dialling, whether the lead may still be called.
+
+        A lead waits in the buffer for a while; a number put on the DNC list (or a lead whose
+        calling window closed) since it was reserved must not be dialled.  If the record cannot
+        answer, the lead is not dialled either.
+        """
+        try:
+            reason = await self.store.recheck(ticket.lead_id, ticket.phone)
+        except Exception as exc:
+            reason = f"recheck failed: {type(exc).__name__}"
+        self.post(RecheckIn(cid, ticket, want, reason or ""))
+
+    def _on_recheck(self, item: RecheckIn) -> None:
+        run = self.campaigns.get(item.campaign_id)
+        if run is not None:
+            run.rechecking = max(0, run.rechecking - 1)
+        ticket = item.ticket
+        reason = item.reason
+        if not reason and (run is None or run.config.status != "running" or self.stopping):
+            reason = "campaign no longer running"
+        if not reason and not (self.ami_up and self.ami.connected):
+            reason = "AMI link down"
+        if reason:
+            log.info("engine: lead %s not dialled: %s", ticket.lead_id, reason)
+            self.leads_in_flight.discard(ticket.lead_id)
+            self._release([ticket.lead_id])
+            return
+        assert run is not None
+        gate = self.trunks.get(run.config.trunk) or self._default_gate(run.config.trunk)
+        self._launch(run, ticket, gate, self.clock.now(), item.want)
 
     def _default_gate(self, name: str) -> TrunkGate:
         base = self.settings.asterisk.trunks[0] if self.settings.asterisk.trunks else None

@@ -111,6 +111,16 @@ class LeadsIn:
 
 
 @dataclass(frozen=True, slots=True)
+class RecheckIn:
+    """The last look before an Originate came back: ``reason`` empty means dial (effect result)."""
+
+    campaign_id: int
+    ticket: LeadTicket
+    want: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class OriginateIn:
     """How the Originate action went: accepted, refused, or unknown (link lost)."""
 

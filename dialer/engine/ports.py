@@ -248,6 +248,10 @@ class Store(Protocol):
         """Give back reserved leads that were not dialled."""
         ...
 
+    async def recheck(self, lead_id: int, phone: str) -> str | None:
+        """None if the lead may still be dialled right now; otherwise why not (e.g. "dnc")."""
+        ...
+
     def call_started(self, row: CallStarted) -> None:
         """Queue the opening ledger row (batched; never blocks)."""
         ...

@@ -148,6 +148,11 @@ class DbStore:
         return [LeadTicket(x.lead_id, x.campaign_id, x.phone, x.attempts + 1) for x in leads]
 
     @_on_db_loop
+    async def recheck(self, lead_id: int, phone: str) -> str | None:
+        """The last look before the Originate: DNC, calling window, still ours."""
+        return await self.db.recheck_before_dial(lead_id, phone, _now(), self.owner)
+
+    @_on_db_loop
     async def release_leads(self, lead_ids: Sequence[int]) -> None:
         """Give back leads reserved but not dialled."""
         await self.db.release_leads(list(lead_ids), self.owner)

@@ -34,6 +34,7 @@ class FakeStore:
     agent_rows: list[AgentLogRecord] = field(default_factory=list)
     pins: dict[str, str] = field(default_factory=dict)
     open: list[OpenCall] = field(default_factory=list)
+    dnc: set[str] = field(default_factory=set)  # numbers put on DNC after they were reserved
 
     async def running_campaigns(self) -> Sequence[CampaignConfig]:
         return [c for c in self.campaigns_.values() if c.status == "running"]
@@ -62,6 +63,11 @@ class FakeStore:
 
     async def release_leads(self, lead_ids: Sequence[int]) -> None:
         self.reserved.difference_update(lead_ids)
+
+    async def recheck(self, lead_id: int, phone: str) -> str | None:
+        if phone in self.dnc:
+            return "dnc"
+        return None if lead_id in self.reserved else "not_reserved"
 
     def call_started(self, row: CallStarted) -> None:
         self.started.append(row)

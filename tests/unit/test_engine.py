@@ -123,6 +123,24 @@ async def test_live_call_bridged_wrapped_and_disposed(
     assert states[:5] == ["READY", "RESERVED", "TALKING", "WRAPUP", "READY"]
 
 
+async def test_number_put_on_dnc_after_reservation_is_not_dialled(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    # Leads 1-4 were dialable when the hopper handed them out; a second later they are DNC.
+    store.dnc = {store.leads[i] for i in range(1, 5)}
+    await login(engine)
+    await until(engine, lambda: len(ami.originates()) >= 1)
+    await engine.barrier()
+    dialled = [o["var:LEADID"] for o in ami.originates()]
+    assert dialled == ["5"]
+    for _ in range(20):  # more decisions: the DNC'd leads come back from the hopper, unused
+        await engine.barrier()
+        await asyncio.sleep(0.01)
+    assert [o["var:LEADID"] for o in ami.originates()] == ["5"]
+    assert all(row.lead_id == 5 for row in store.started)
+
+
 async def test_no_agent_in_time_is_abandoned_and_kept_away(
     rig: tuple[Engine, FakeStore, FakeAmi],
 ) -> None:
