@@ -294,6 +294,7 @@ class AgiServer:
         self._tasks: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closing = False  # close() is cancelling the connection tasks on purpose
         self.sessions_started = 0  # counters for logs and tests
         self.sessions_rejected = 0
 
@@ -335,6 +336,7 @@ class AgiServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        self._closing = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -351,6 +353,12 @@ class AgiServer:
         self._idle.clear()
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # close() cancelled this connection on purpose and nobody awaits this task but
+            # close() itself: end quietly, or asyncio's stream callback logs the cancellation
+            # of every call still up at shutdown as an error.
         finally:
             try:
                 if not writer.is_closing():
