@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dialer.agi.errors import AgiError
 from dialer.agi.server import AgiRouter, AgiSession
-from dialer.engine.commands import UNKNOWN_DISPOSITION, Command
+from dialer.engine.commands import NO_LEAD, UNKNOWN_DISPOSITION, Command
 from dialer.engine.core import Engine
 from dialer.engine.inputs import LoginIn, WrapupStartIn
 from dialer.engine.ports import PinCheck, Store
@@ -23,6 +23,9 @@ DIGITS_TIMEOUT_MS = 10000
 MAX_DIGITS = 6
 # Causes that end the login at once: more tries could not help.
 FINAL_REFUSALS = ("locked", "disabled", "no_pin")
+# Preview/manual (*3): what the agent hears before the number, and when there is none.
+PREVIEW_PROMPT = "calling"
+NO_LEAD_PROMPT = "vm-nomore"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +99,38 @@ class AgentScripts:
         await self._code(session, "agent.logout")
 
     async def next_lead(self, session: AgiSession) -> None:
-        """``*3``: preview/manual dialling is not offered by this controller yet."""
-        await session.stream_file("feature-not-avail-line")
+        """``*3``: take the next lead for this agent (preview: hear its number), then dial it."""
+        agent = session.params.get("agent", "")
+        engine = self.engine
+        taken = await engine.submit(Command("agent.next", {"agent": agent}, actor="phone"))
+        if not taken.ok:
+            log.info("agent.next for agent %s: %s", agent, taken.code)
+            await self._after_refusal(session, taken.code)
+            return
+        await session.set_variable("AGENT_STATE", "RESERVED")
+        try:
+            if taken.data.get("mode") == "preview":
+                # Preview: the agent hears whom they are about to call, before the dial.
+                await session.stream_file(PREVIEW_PROMPT)
+                await session.command(f'SAY DIGITS {_digits(str(taken.data.get("phone")))} ""')
+        except AgiError:
+            pass  # the line dropped: the logout (Hangup) gives the lead back
+        dialled = await engine.submit(Command("agent.dial", {"agent": agent}, actor="phone"))
+        if not dialled.ok:
+            log.info("agent.dial for agent %s: %s", agent, dialled.code)
+            await self._after_refusal(session, dialled.code)
+            return
+        # The agent goes back to the hold loop; the answered customer is bridged to this line.
+        await session.set_variable("AGENT_STATE", "RESERVED")
+
+    async def _after_refusal(self, session: AgiSession, code: str) -> None:
+        if session.closed:
+            return
+        if code == NO_LEAD:
+            await session.set_variable("AGENT_STATE", "READY")
+            await session.stream_file(NO_LEAD_PROMPT)
+        else:
+            await session.stream_file("beeperr")
 
     async def wrapup(self, session: AgiSession) -> None:
         """After the customer left: disposition by ``<code>#``, confirmed; default on timeout."""
@@ -134,3 +167,8 @@ class AgentScripts:
         )
         if reply.ok and not session.closed:
             await session.set_variable("DISPOSITION", "default")
+
+
+def _digits(phone: str) -> str:
+    """Only the digits of a number (SAY DIGITS takes nothing else)."""
+    return "".join(ch for ch in phone if ch.isdigit()) or "0"

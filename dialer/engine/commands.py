@@ -10,6 +10,7 @@ Command names and their arguments::
 
     agent.pause(agent, reason)        agent.unpause(agent)          agent.logout(agent)
     agent.disposition(agent, code)    queue.assign(agent, target)
+    agent.next(agent)  agent.dial(agent)   (preview/manual: take a lead, then dial it)
     campaign.start(campaign)  campaign.pause(campaign)  campaign.stop(campaign)
     campaign.reload(campaign)         queue.pause(queue)  queue.resume(queue)
     status()                          monitor(agent, mode, to)
@@ -34,6 +35,8 @@ COMMAND_ARGS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "agent.unpause": ("agent",),
         "agent.logout": ("agent",),
         "agent.disposition": ("agent", "code"),
+        "agent.next": ("agent",),
+        "agent.dial": ("agent",),
         "campaign.start": ("campaign",),
         "campaign.pause": ("campaign",),
         "campaign.stop": ("campaign",),
@@ -62,6 +65,7 @@ NOT_CONNECTED = "not_connected"
 ENGINE_STOPPED = "engine_stopped"
 TIMEOUT = "timeout"
 FAILED = "failed"
+NO_LEAD = "no_lead"  # agent.next / agent.dial: nothing to dial for the agent now
 
 ERROR_CODES = (
     UNKNOWN_COMMAND,
@@ -76,6 +80,7 @@ ERROR_CODES = (
     ENGINE_STOPPED,
     TIMEOUT,
     FAILED,
+    NO_LEAD,
 )
 
 
