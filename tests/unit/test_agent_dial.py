@@ -1,0 +1,119 @@
+"""Preview/manual dialling in the engine with fake ports: the reservation, step by step."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dialer.domain.agent import AgentStatus
+from dialer.domain.results import CallResult
+from dialer.engine.commands import Command, Reply
+from dialer.engine.core import Engine
+from dialer.engine.inputs import AmiLink, HandoffIn
+from dialer.engine.ports import CampaignConfig
+
+from .engine_fakes import FakeAmi, FakeStore
+from .test_engine import ShiftClock, ev, login, settings, until
+
+S = AgentStatus
+CHAN_1 = "PJSIP/seat001-00000001"
+CHAN_2 = "PJSIP/seat002-00000002"
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[tuple[Engine, FakeStore, FakeAmi]]:
+    store = FakeStore()
+    store.campaigns_[1] = CampaignConfig(1, "look", dial_mode="preview", wrapup_seconds=5)
+    store.leads = {i: f"+9155510{i:02d}" for i in range(1, 3)}
+    ami = FakeAmi()
+    engine = Engine(settings(), store, ami, clock=ShiftClock())
+    task = asyncio.create_task(engine.run())
+    engine.add_campaign(store.campaigns_[1])
+    engine.post(AmiLink(True))
+    yield engine, store, ami
+    await engine.stop(grace=0)
+    await asyncio.wait_for(task, 5)
+
+
+async def cmd(engine: Engine, name: str, agent: str) -> Reply:
+    return await engine.submit(Command(name, {"agent": agent}, actor="phone"))
+
+
+async def test_next_reserves_this_agent_and_the_answer_goes_to_them(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine, "1002", CHAN_2)  # longest idle: the pacer would pick 1002 first
+    await login(engine, "1001", CHAN_1)
+    for _ in range(10):  # ticks pass: a preview campaign has no pacer, nothing is dialled
+        await engine.barrier()
+        await asyncio.sleep(0.01)
+    assert ami.originates() == []
+    taken = await cmd(engine, "agent.next", "1001")
+    assert taken.ok and taken.data["mode"] == "preview" and taken.data["phone"] == store.leads[1]
+    assert engine.agents["1001"].status is S.RESERVED and not engine.agents["1001"].call_id
+    assert engine.agents["1002"].status is S.READY
+    dialled = await cmd(engine, "agent.dial", "1001")
+    assert dialled.ok, dialled
+    await until(engine, lambda: len(ami.originates()) == 1)
+    o = ami.originates()[0]
+    cid = o["ChannelId"]
+    assert (o["var:LEADID"], dialled.data["call"]) == ("1", cid)
+    assert engine.agents["1001"].call_id == cid
+    engine.on_ami_event(ev("Newstate", Uniqueid=cid, Channel="c;1", ChannelStateDesc="Up"))
+    plan = await engine.ask(lambda f: HandoffIn(cid, "c;1", "HUMAN", "", f))
+    assert (plan.action, plan.agent, plan.channel) == ("bridge", "1001", CHAN_1)
+    assert engine.agents["1002"].status is S.READY  # never offered
+    engine.on_ami_event(ev("BridgeEnter", BridgeUniqueid="b1", Channel=CHAN_1, Uniqueid="x"))
+    engine.on_ami_event(ev("BridgeEnter", BridgeUniqueid="b1", Channel="c;1", Uniqueid=cid))
+    await engine.barrier()
+    assert engine.agents["1001"].status is S.TALKING
+
+
+async def test_unanswered_releases_the_agent_and_the_row_names_them(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine, "1001", CHAN_1)
+    assert (await cmd(engine, "agent.next", "1001")).ok
+    assert (await cmd(engine, "agent.dial", "1001")).ok
+    await until(engine, lambda: len(ami.originates()) == 1)
+    cid = ami.originates()[0]["ChannelId"]
+    engine.on_ami_event(
+        ev("OriginateResponse", Uniqueid="<unknown>", ActionID=cid, Response="Failure", Reason="1")
+    )
+    await until(engine, lambda: len(store.ended) == 1)
+    assert engine.agents["1001"].status is S.READY
+    assert store.ended[0].agent_number == "1001"
+    assert store.ended[0].result is not CallResult.HUMAN
+
+
+async def test_dnc_at_dial_time_and_an_empty_hopper_give_no_lead(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine, "1001", CHAN_1)
+    store.dnc = {store.leads[1]}
+    assert (await cmd(engine, "agent.next", "1001")).ok
+    refused = await cmd(engine, "agent.dial", "1001")
+    assert (refused.ok, refused.code) == (False, "no_lead")
+    assert engine.agents["1001"].status is S.READY and ami.originates() == []
+    await until(engine, lambda: 1 not in store.reserved)  # given back
+    del store.leads[1]
+    # Lead 2 is taken, then the agent hangs up before dialling: the lead goes back too.
+    assert (await cmd(engine, "agent.next", "1001")).ok
+    engine.on_ami_event(ev("Hangup", Uniqueid="x1", Channel=CHAN_1, Cause="16"))
+    await until(engine, lambda: 2 not in store.reserved)
+    assert engine.agents["1001"].status is S.LOGGED_OUT
+    await login(engine, "1001", CHAN_1)
+    del store.leads[2]
+    empty = await cmd(engine, "agent.next", "1001")
+    assert (empty.ok, empty.code, empty.data["state"]) == (False, "no_lead", "READY")
+    assert engine.agents["1001"].status is S.READY
+    wrong = await cmd(engine, "agent.dial", "1001")
+    assert (wrong.ok, wrong.code) == (False, "illegal_transition")
+    states = [r.state for r in store.agent_rows]
+    first = ["READY", "RESERVED", "READY", "RESERVED", "LOGGED_OUT"]  # DNC, then hang-up
+    assert states == [*first, "READY", "RESERVED", "READY"]  # no lead
