@@ -140,12 +140,12 @@ class PredictivePacer:
         min_agents: int = 5,
         horizon_seconds: int = 30,
         safety_margin: float = 0.05,
-        reserve_calls: float = 3.0,
+        reserve_calls: float = 4.0,
         threshold: float = 0.015,
         threshold_gain: float = 0.25,
         max_calls_per_agent: float = 10.0,
-        warmup_calls: int = 60,
-        warmup_talks: int = 40,
+        warmup_calls: int = 20,
+        warmup_talks: int = 10,
         history: tuple[LedgerBucket, ...] = (),
     ) -> None:
         if not 0.0 < target_abandon_rate < 1.0:
