@@ -83,6 +83,10 @@ class QueueDesk(Protocol):
         """True if some logged-in agent could ever take such a caller (else: no agents)."""
         ...
 
+    def is_open(self, queue: str) -> bool:
+        """False while a supervisor has the queue paused: new callers hear the closed message."""
+        ...
+
     def now(self) -> float:
         """The queue's clock (monotonic seconds)."""
         ...
@@ -234,6 +238,10 @@ class InboundDesk:
             for a in self._agents.values()
             if a.ready_since is not None
         ]
+
+    def is_open(self, queue: str) -> bool:
+        """This stand-alone desk has no supervisor commands: always open."""
+        return True
 
     def can_serve(self, skill: str | None) -> bool:
         """True if a logged-in inbound agent has the skill (or relaxing would allow anyone)."""

@@ -382,6 +382,8 @@ class _Run:
         for pid in action.prompts:
             await self._play(pid)
         desk, st = self.h.desk, self.h.settings
+        if not desk.is_open(action.queue):
+            return ivr.QueueOutcome("closed")  # paused by a supervisor: the closed message
         if not desk.can_serve(action.skill):
             return ivr.QueueOutcome("no_agents")
         max_wait = action.max_wait_seconds or st.max_wait_seconds

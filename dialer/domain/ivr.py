@@ -914,7 +914,7 @@ class Recorded:
 
 @dataclass(frozen=True, slots=True)
 class QueueOutcome:
-    """How waiting in the queue ended: ``answered``, ``timeout`` or ``no_agents``."""
+    """How waiting in the queue ended: ``answered``, ``timeout``, ``no_agents`` or ``closed``."""
 
     kind: str
     wait_seconds: float = 0.0
@@ -1113,6 +1113,8 @@ class IvrCall:
             self.record.agent = outcome.agent
             return self._finish((), IvrResult.ANSWERED, node.queue)
         target = node.on_no_agents if outcome.kind == "no_agents" else None
+        if outcome.kind == "closed":  # the queue is paused: as outside business hours
+            target = self.route.closed or node.on_no_agents
         target = target or node.on_timeout
         assert target is not None
         return self._goto(target)

@@ -779,9 +779,19 @@ class Engine:
         return self.agent_dial.dial(cmd, fut)  # preview/manual (issue 8)
 
     def _cmd_queue_pause(self, cmd: Command, _f: object) -> Reply:
-        return cmds.error(cmds.UNKNOWN_QUEUE, f"no inbound queue {cmd.args.get('queue')}")
+        return self._queue_switch(cmd, True)
 
-    _cmd_queue_resume = _cmd_queue_pause
+    def _cmd_queue_resume(self, cmd: Command, _f: object) -> Reply:
+        return self._queue_switch(cmd, False)
+
+    def _queue_switch(self, cmd: Command, paused: bool) -> Reply:
+        # inbound (issue 9): a paused queue sends new callers to the closed message.
+        name = str(cmd.args.get("queue", "")).strip()
+        if not name:
+            return cmds.error(cmds.UNKNOWN_QUEUE, "no inbound queue named")
+        self.inbound.pause(name, paused)
+        state = "paused" if paused else "open"
+        return cmds.ok(f"inbound queue {name} {state}", queue=name, state=state)
 
     def _campaign_key(self, key: str) -> int | None:
         for cid, run in self.campaigns.items():

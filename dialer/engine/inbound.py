@@ -117,6 +117,8 @@ class EngineInbound:
         # How to learn an agent's skills (the database's languages + skills); None: no skills.
         self.skills_loader: SkillsLoader | None = None
         self._loading: set[str] = set()
+        # Queues a supervisor paused (queue.pause): new callers get the closed message.
+        self.paused: set[str] = set()
 
     def apply(self, item: object) -> bool:
         """Apply an inbound input; False if ``item`` is not one."""
@@ -175,6 +177,18 @@ class EngineInbound:
         if not n:
             return snapshot
         return dataclasses.replace(snapshot, waiting=(*snapshot.waiting, *([0.0] * n)))
+
+    def pause(self, queue: str, paused: bool) -> None:
+        """``queue.pause`` / ``queue.resume``: callers already waiting stay in line either way."""
+        if paused:
+            self.paused.add(queue)
+        else:
+            self.paused.discard(queue)
+        log.info("inbound queue %s %s", queue, "paused" if paused else "resumed")
+
+    def is_open(self, queue: str) -> bool:
+        """False while the queue is paused (see QueueDesk.is_open)."""
+        return queue not in self.paused
 
     def can_serve(self, skill: str | None) -> bool:
         """Some logged-in agent could take such a caller (see QueueDesk.can_serve)."""
@@ -328,6 +342,10 @@ class EngineDesk:
     def can_serve(self, skill: str | None) -> bool:
         """Read from the engine's state (reads need no input: one event loop)."""
         return self.engine.inbound.can_serve(skill)
+
+    def is_open(self, queue: str) -> bool:
+        """Read from the engine's state: not paused by ``queue.pause``."""
+        return self.engine.inbound.is_open(queue)
 
     def now(self) -> float:
         """The engine's clock."""
