@@ -580,9 +580,7 @@ def asterisk_render(state: State, config_path: Path | None, out_dir: Path) -> No
 )
 @click.option("--check", is_flag=True, help="Show a unified diff (secrets masked); change nothing.")
 @pass_state
-def asterisk_install(
-    state: State, config_path: Path | None, target_dir: Path, check: bool
-) -> None:
+def asterisk_install(state: State, config_path: Path | None, target_dir: Path, check: bool) -> None:
     """Render for this site, install into DIR atomically (with a backup), reload over AMI.
 
     Exit status: 0 done or nothing to change; 1 error, or with --check when files would
@@ -870,8 +868,19 @@ def _tell_reload(state: State, campaign_ref: str) -> None:
         click.echo(line)
 
 
+_CAMPAIGN_ACTION_HELP = {
+    "start": "Start dialling CAMPAIGN (status running).",
+    "pause": "Pause CAMPAIGN: no new calls; calls in progress finish.",
+    "stop": "Stop CAMPAIGN: no new calls until it is started again.",
+}
+
+
 def _campaign_action(action: str) -> Any:
-    @campaign.command(action)
+    @campaign.command(
+        action,
+        help=_CAMPAIGN_ACTION_HELP[action]
+        + " Saved in the database; a running controller is told at once.",
+    )
     @click.argument("campaign_ref", metavar="CAMPAIGN")
     @_json_option
     @pass_state
@@ -881,9 +890,6 @@ def _campaign_action(action: str) -> Any:
         outcome = _live(supervisor.campaign_action(state.settings, campaign_ref, action))
         _outcome(outcome, as_json)
 
-    command.__doc__ = (
-        f"{action.capitalize()} CAMPAIGN: saved in the database, a running controller is told."
-    )
     return command
 
 
