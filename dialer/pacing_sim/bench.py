@@ -370,7 +370,7 @@ def chart(summaries: Sequence[Summary], path: Path) -> Path:
         ax.set_ylabel("occupancy, % (talk + wrap-up over logged-in time)")
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=False))
-        ax.legend(unique.values(), unique.keys(), loc="lower right")
+        ax.legend(unique.values(), unique.keys(), loc="center")
         ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
