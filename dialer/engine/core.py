@@ -132,6 +132,8 @@ class CallTrack:
     dial_status: str | None = None
     self_cause: int | None = None
     other_cause: int | None = None
+    self_cause_txt: str = ""
+    other_cause_txt: str = ""
     amd_status: str = ""
     amd_cause: str = ""
     live: bool | None = None
@@ -1343,8 +1345,10 @@ class Engine:
         if call is not None:
             if other:
                 call.other_cause = cause
+                call.other_cause_txt = msg.get("Cause-txt") or ""
             else:
                 call.self_cause = cause
+                call.self_cause_txt = msg.get("Cause-txt") or ""
                 call.hung_up = True
                 call.last_news = self.clock.now()
                 if call.live and not call.connected and call.state.phase is not CallPhase.ENDED:
@@ -1698,7 +1702,7 @@ class Engine:
             else None,
             talk_seconds=talk,
             handoff_ms=call.handoff_ms,
-            hangup_cause=pick_cause(call.self_cause, call.other_cause, cause_leg(call.dial)),
+            **_hangup_cause(call),
             amd_status=call.amd_status,
             amd_cause=call.amd_cause,
             recording_path=call.record_path,
@@ -1881,6 +1885,22 @@ class Engine:
                 "at": clock_now,
             }
             self.live.counters(str(cid), data)
+
+
+def _hangup_cause(call: CallTrack) -> dict[str, Any]:
+    """The cause the ledger keeps, its text, and the leg it was read from ("self"/"other").
+
+    Busy and congestion through a Local channel leave ``0 Unknown`` on the ;1 half and the real
+    cause on the ;2 half (traces 13L, 15L): ``pick_cause`` chooses, this names the source.
+    """
+    leg = cause_leg(call.dial)
+    cause = pick_cause(call.self_cause, call.other_cause, leg)
+    legs = [("self", call.self_cause, call.self_cause_txt)]
+    legs.insert(0 if leg == "self" else 1, ("other", call.other_cause, call.other_cause_txt))
+    for name, value, text in legs:
+        if value is not None and value == cause:
+            return {"hangup_cause": cause, "hangup_cause_text": text, "hangup_leg": name}
+    return {"hangup_cause": cause, "hangup_cause_text": "", "hangup_leg": ""}
 
 
 _AMI_HANDLERS: dict[str, Callable[[Engine, Message], None]] = {

@@ -166,6 +166,8 @@ class CallOutcome:
     talk_seconds: float | None = None
     handoff_ms: float | None = None
     hangup_cause: int | None = None
+    hangup_cause_text: str = ""
+    hangup_leg: str = ""  # "self": our call id's channel; "other": the ;2 half of a Local channel
     amd_status: str = ""
     amd_cause: str = ""
     recording_path: str = ""

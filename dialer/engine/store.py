@@ -192,6 +192,8 @@ class DbStore:
                 at=row.ended_at,
                 result=row.result,
                 hangup_cause=row.hangup_cause,
+                hangup_cause_text=row.hangup_cause_text,
+                hangup_leg=row.hangup_leg,
                 ring_seconds=row.ring_seconds,
                 wait_seconds=row.wait_seconds,
                 talk_seconds=row.talk_seconds,

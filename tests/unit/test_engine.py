@@ -113,10 +113,16 @@ async def test_live_call_bridged_wrapped_and_disposed(
     assert good.ok, good
     plan2 = await engine.ask(lambda f: BridgeResultIn(cid, "1001", "SUCCESS", f))
     assert plan2.action == "hangup"
-    engine.on_ami_event(ev("Hangup", Uniqueid=cid, Channel=cust, Cause="16"))
+    hangup = [("Event", "Hangup"), ("Channel", cust), ("Uniqueid", cid), ("Cause", "16")]
+    engine.on_ami_event(Message.build([*hangup, ("Cause-txt", "Normal Clearing")]))
     await until(engine, lambda: len(store.ended) == 1)
     row = store.ended[0]
     assert (row.call_id, row.result, row.agent_number) == (cid, CallResult.HUMAN, "1001")
+    assert (row.hangup_cause, row.hangup_cause_text, row.hangup_leg) == (
+        16,
+        "Normal Clearing",
+        "self",  # only the ;1 half (our call id) reported; the ;2 half said nothing
+    )
     assert [d.code for d in store.dispositions] == ["2"]
     assert store.dispositions[0].callback_at is not None  # "call back" schedules a callback
     states = [r.state for r in store.agent_rows]
@@ -245,3 +251,21 @@ async def test_reconciliation_spares_a_call_heard_of_just_before_the_listing(
     await until(engine, lambda: engine.stats.reconciled >= 1)
     assert cid in engine.calls and not store.ended
     assert engine.agents["1001"].logged_in  # its line is in the listing
+
+
+def test_hangup_cause_of_a_local_busy_is_read_from_the_other_half() -> None:
+    from dialer.domain.call import CallState
+    from dialer.engine.core import CallTrack, _hangup_cause
+
+    call = CallTrack(CallState("c1", "1", 7, "+915551234", launched_at=0.0), "t", "Local/2001@x")
+    # trace 13L: the ;1 half says 0 Unknown, the ;2 half carries 17 User busy
+    call.self_cause, call.self_cause_txt = 0, "Unknown"
+    call.other_cause, call.other_cause_txt = 17, "User busy"
+    assert _hangup_cause(call) == {
+        "hangup_cause": 17,
+        "hangup_cause_text": "User busy",
+        "hangup_leg": "other",
+    }
+    pjsip = CallTrack(CallState("c2", "1", 8, "+915551234", launched_at=0.0), "t", "PJSIP/1@c")
+    pjsip.self_cause, pjsip.self_cause_txt = 19, "User alerting, no answer"
+    assert _hangup_cause(pjsip)["hangup_leg"] == "self"
