@@ -1015,17 +1015,11 @@ def queue_resume(state: State, queue_name: str, as_json: bool) -> None:
 @queue.command("assign")
 @click.argument("agent")
 @click.argument("target")
-@click.option("--priority", type=click.IntRange(0, 100), help="Priority of TARGET for the agent.")
 @_json_option
 @pass_state
-def queue_assign(
-    state: State, agent: str, target: str, priority: int | None, as_json: bool
-) -> None:
-    """Move AGENT to TARGET (a campaign name or id, or an inbound queue)."""
-    args: dict[str, Any] = {"agent": agent, "target": target}
-    if priority is not None:
-        args["priority"] = priority
-    _command(state, "queue.assign", args, as_json)
+def queue_assign(state: State, agent: str, target: str, as_json: bool) -> None:
+    """Move AGENT to campaign TARGET (name or id); blended agents still take inbound first."""
+    _command(state, "queue.assign", {"agent": agent, "target": target}, as_json)
 
 
 @main.command()
