@@ -1040,7 +1040,13 @@ class Engine:
             return
         assert run is not None
         gate = self.trunks.get(run.config.trunk) or self._default_gate(run.config.trunk)
-        self._launch(run, ticket, gate, self.clock.now(), item.want)
+        now = self.clock.now()
+        if gate.room(now) <= 0:
+            # Another campaign on the same trunk took the last channel meanwhile: keep the lead
+            # for the next decision rather than break the trunk's limit.
+            run.buffer.appendleft(ticket)
+            return
+        self._launch(run, ticket, gate, now, item.want)
 
     def _default_gate(self, name: str) -> TrunkGate:
         base = self.settings.asterisk.trunks[0] if self.settings.asterisk.trunks else None
