@@ -24,6 +24,7 @@ two controllers sharing the database).  Everything that writes call outcomes goe
 
 from __future__ import annotations
 
+import asyncio
 import time as _time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialer.db import hopper
@@ -219,8 +221,20 @@ class Database:
         """Check an agent's PIN (counts failures, locks after repeated ones)."""
         from dialer.db.agents import verify_pin
 
-        async with self.sessionmaker() as session, session.begin():
-            return await verify_pin(session, agent_number, pin, now)
+        # On SQLite the check runs in a deferred transaction (the scrypt hash must not hold the
+        # write lock), so its write (failure count, lockout) can find the ledger writer holding
+        # the lock and fail at once with "database is locked" (a stale WAL snapshot does not
+        # wait for busy_timeout).  Nothing was written then: try again in a fresh transaction.
+        attempts = 6 if self.dialect == "sqlite" else 1
+        for attempt in range(attempts):
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    return await verify_pin(session, agent_number, pin, now)
+            except OperationalError as exc:
+                if attempt == attempts - 1 or "locked" not in str(exc.orig):
+                    raise
+                await asyncio.sleep(0.02 * 2**attempt)
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ recovery
 
