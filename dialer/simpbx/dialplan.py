@@ -242,15 +242,17 @@ class Dialplan:
                 return None
             prio = 4
         if prio == 4:
-            down = (status or self.var(ch, "AGISTATUS")) == "FAILURE"
-            self.step(ch, c, exten, 4, "GotoIf", f"{int(down)}?down")
-            prio = 8 if down else 5
-        if prio == 5:
+            # AGENT_STATE before AGISTATUS, as docs/dialplan.md says: a real Asterisk reports
+            # FAILURE after any failed AGI command, even in a login that succeeded.
             ok = self.var(ch, "AGENT_STATE") in ("READY", "PAUSED")
-            self.step(ch, c, exten, 5, "GotoIf", f"{int(ok)}?dialer-agent-loop,s,1")
+            self.step(ch, c, exten, 4, "GotoIf", f"{int(ok)}?dialer-agent-loop,s,1")
             if ok:
                 return ("dialer-agent-loop", "s", 1)
-            prio = 6
+            prio = 5
+        if prio == 5:
+            down = (status or self.var(ch, "AGISTATUS")) == "FAILURE"
+            self.step(ch, c, exten, 5, "GotoIf", f"{int(down)}?down")
+            prio = 8 if down else 6
         if prio in (6, 7):
             if prio == 6:
                 self.step(ch, c, exten, 6, "Playback", "agent-incorrect&vm-goodbye")
