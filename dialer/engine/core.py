@@ -77,7 +77,7 @@ from dialer.engine.ports import (
     RealClock,
     Store,
 )
-from dialer.engine.trunks import TrunkGate, dial_string
+from dialer.engine.trunks import InboundTrunkCalls, TrunkGate, dial_string, inbound_channel
 from dialer.protocol.ami import Message
 
 log = logging.getLogger("dialer.engine")
@@ -240,6 +240,8 @@ class Engine:
         self.campaigns: dict[int, CampaignRun] = {}
         self.waiting: dict[int, deque[str]] = {}
         self.trunks: dict[str, TrunkGate] = {t.name: TrunkGate(t) for t in settings.asterisk.trunks}
+        # Inbound calls hold channels of the trunk they came in on (issue 8: limits shared).
+        self.trunk_inbound = InboundTrunkCalls(self.trunks)
         self.leads_in_flight: set[int] = set()
         self.stats = Stats()
         self.running = False
@@ -1218,6 +1220,14 @@ class Engine:
             call.channel = msg.get("Channel") or call.channel
             call.seen_channel = True
             call.last_news = self.clock.now()
+        elif call is None:
+            self._inbound_arrived(msg)
+
+    def _inbound_arrived(self, msg: Message) -> None:
+        """An inbound call on one of our trunks takes a channel there (issue 8)."""
+        seen = inbound_channel(msg, self.settings.asterisk.trunks)
+        if seen is not None:
+            self.trunk_inbound.arrived(seen, self.clock.now())
 
     def _ev_newstate(self, msg: Message) -> None:
         call, other = self._call_of(msg.get("Uniqueid"))
@@ -1347,6 +1357,8 @@ class Engine:
     def _ev_hangup(self, msg: Message) -> None:
         uid = msg.get("Uniqueid")
         call, other = self._call_of(uid)
+        if call is None and self.trunk_inbound.ended(uid or ""):
+            return  # an inbound call's trunk channel is free again
         cause = _int(msg.get("Cause"))
         if call is not None:
             if other:
@@ -1752,15 +1764,18 @@ class Engine:
         log.info("engine: AMI link %s", "up" if up else "down")
         if up and (self._ever_up or any(c.orphan for c in self.calls.values())):
             self._reconcile_request()
+        elif up:
+            self._reconcile_request(inbound_only=True)  # callers already up hold trunk channels
         if up:
             self._ever_up = True
             self.stats.links += 1
         del was
 
-    def _reconcile_request(self) -> None:
-        if self._reconciling:
-            return
-        self._reconciling = True
+    def _reconcile_request(self, *, inbound_only: bool = False) -> None:
+        if not inbound_only:
+            if self._reconciling:
+                return
+            self._reconciling = True
         asked = self.clock.now()
 
         async def ask() -> None:
@@ -1768,13 +1783,23 @@ class Engine:
                 reply = await self.ami.send("CoreShowChannels", [])
                 uids = frozenset(e.get("Uniqueid", "") for e in reply.events)
                 names = frozenset(e.get("Channel", "") for e in reply.events)
-                self.post(ReconcileIn(asked, uids, names, ok=reply.ok))
+                trunks = self.settings.asterisk.trunks
+                inbound = tuple(
+                    c for c in (inbound_channel(e, trunks) for e in reply.events) if c is not None
+                )
+                self.post(
+                    ReconcileIn(asked, uids, names, reply.ok, inbound, inbound_only=inbound_only)
+                )
             except Exception:
-                self.post(ReconcileIn(asked, frozenset(), frozenset(), ok=False))
+                self.post(ReconcileIn(asked, frozenset(), frozenset(), False, (), inbound_only))
 
         self._later(ask)
 
     def _on_reconcile(self, item: ReconcileIn) -> None:
+        if item.inbound_only:
+            if item.ok:
+                self._reconcile_inbound(item)
+            return
         self._reconciling = False
         self.stats.reconciled += 1
         if not item.ok:
@@ -1807,6 +1832,13 @@ class Engine:
         for agent_id, a in list(self.agents.items()):
             if a.logged_in and a.channel and a.channel not in item.channels:
                 self._logout(agent_id, "line gone")
+        self._reconcile_inbound(item)
+
+    def _reconcile_inbound(self, item: ReconcileIn) -> None:
+        """Inbound calls on the trunks: release those that ended unseen, adopt those that came."""
+        mine = {c.state.call_id for c in self.calls.values()}
+        listed = [c for c in item.inbound if c.uniqueid not in mine]
+        self.trunk_inbound.reconcile(item.uniqueids, listed, item.asked_at, self.clock.now())
 
     def _on_recover(self, item: RecoverIn) -> None:
         """Adopt ledger rows a previous run left open; reconciliation settles them."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from dialer.engine.commands import Command, Reply
 from dialer.engine.ports import CampaignConfig, LeadTicket, OpenCall
+from dialer.engine.trunks import InboundChannel
 from dialer.protocol.ami import Message
 
 
@@ -146,6 +147,8 @@ class ReconcileIn:
     uniqueids: frozenset[str]
     channels: frozenset[str]
     ok: bool = True
+    inbound: tuple[InboundChannel, ...] = ()  # inbound calls on our trunks in the listing
+    inbound_only: bool = False  # a listing for the trunks' inbound calls only (first link-up)
 
 
 @dataclass(frozen=True, slots=True)
