@@ -156,6 +156,11 @@ class Controller:
             for config in await store.running_campaigns():
                 engine.add_campaign(config)
                 log.info("campaign %s (%s): %s", config.id, config.name, config.dial_mode)
+            # issue 9: agents' work assignments (queue assign) before any agent logs in
+            work = await store.agent_work()
+            engine.inbound.load_work(work)
+            if work:
+                log.info("work assignments kept for %d agent(s)", len(work))
             closed = await store.close_agent_sessions()
             if closed:
                 log.info("recovery: %d agent session(s) left open by the previous run", closed)

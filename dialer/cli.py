@@ -984,12 +984,19 @@ def queue_status(state: State, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
         return
     table = Table(title="Queues", title_justify="left")
-    for name in ("Name", "Kind", "Status", "Ringing", "Waiting", "Agents by state"):
+    for name in ("Name", "Kind", "Status", "Ringing", "Waiting", "Agents by state", "Work"):
         table.add_column(name, justify="right" if name in ("Ringing", "Waiting") else "left")
     for r in rows:
         agents_text = ", ".join(f"{k.lower()} {v}" for k, v in r["agents"].items()) or "-"
+        work_text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["work"].items()) or "-"
         table.add_row(
-            r["name"], r["kind"], r["status"], str(r["ringing"]), str(r["waiting"]), agents_text
+            r["name"],
+            r["kind"],
+            r["status"],
+            str(r["ringing"]),
+            str(r["waiting"]),
+            agents_text,
+            work_text,
         )
     Console().print(table)
 
@@ -1014,12 +1021,62 @@ def queue_resume(state: State, queue_name: str, as_json: bool) -> None:
 
 @queue.command("assign")
 @click.argument("agent")
-@click.argument("target")
+@click.argument("campaign_arg", metavar="[CAMPAIGN]", required=False)
+@click.option("--campaign", "campaign_opt", metavar="NAME", help="Campaign (name or id) to work.")
+@click.option("--blended", is_flag=True, help="Inbound callers and outbound calls (the default).")
+@click.option("--inbound-only", is_flag=True, help="Inbound callers only; no pacer counts them.")
+@click.option("--outbound-only", is_flag=True, help="Campaign calls only; never inbound callers.")
+@click.option(
+    "--priority",
+    type=click.Choice(["inbound", "outbound"]),
+    help="Blended agents: which comes first (implies --blended).",
+)
 @_json_option
 @pass_state
-def queue_assign(state: State, agent: str, target: str, as_json: bool) -> None:
-    """Move AGENT to campaign TARGET (name or id); blended agents still take inbound first."""
-    _command(state, "queue.assign", {"agent": agent, "target": target}, as_json)
+def queue_assign(
+    state: State,
+    agent: str,
+    campaign_arg: str | None,
+    campaign_opt: str | None,
+    blended: bool,
+    inbound_only: bool,
+    outbound_only: bool,
+    priority: str | None,
+    as_json: bool,
+) -> None:
+    """Set what logged-in AGENT works on: a campaign, inbound callers, or both, and which first.
+
+    \b
+    Blended agents (the default) take inbound callers and campaign calls:
+      --priority inbound   waiting inbound callers first (the default);
+      --priority outbound  campaign calls first: the pacer counts the agent, and they take an
+                           inbound caller only as overflow, when no inbound-first agent can and
+                           the caller has waited inbound.overflow_after_seconds (default 20).
+    --inbound-only agents are never counted by a pacer; --outbound-only agents never get
+    inbound callers. Saved with the agent: it holds after a re-login or a controller restart.
+
+    \b
+    Examples:
+      dialer queue assign 1001 spring                      # work campaign spring
+      dialer queue assign 1001 --campaign spring --priority outbound
+      dialer queue assign 1002 --inbound-only
+      dialer queue assign 1003 --outbound-only --json
+    """
+    from dialer.live import supervisor
+
+    try:
+        args = supervisor.assign_args(
+            agent,
+            campaign_arg,
+            campaign_opt,
+            blended=blended,
+            inbound_only=inbound_only,
+            outbound_only=outbound_only,
+            priority=priority,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _command(state, "queue.assign", args, as_json)
 
 
 @main.command()

@@ -157,6 +157,9 @@ class InboundSettings(_Section):
     service_level_seconds: float = Field(20.0, gt=0)
     hold_outbound_after_seconds: float = Field(30.0, ge=0)  # 0: never hold outbound launches
     skill_relax_seconds: float = Field(60.0, ge=0)  # then any agent may answer; 0: strict
+    # Outbound-first agents (queue assign --priority outbound) take a caller who has waited this
+    # long when no inbound-first agent can; 0: as soon as no inbound-first agent can.
+    overflow_after_seconds: float = Field(20.0, ge=0)
     music_class: str = "default"
     recordings_dir: str = "dialer-messages"  # where Record() writes (as Asterisk sees it)
     prompt_cache_dir: str = "dialer-prompts"  # text prompts rendered by espeak-ng

@@ -171,6 +171,7 @@ def make_queue(settings: InboundSettings) -> InboundQueue:
     return InboundQueue(
         service_level_seconds=settings.service_level_seconds,
         skill_relax_seconds=settings.skill_relax_seconds or None,
+        overflow_after_seconds=settings.overflow_after_seconds,
     )
 
 

@@ -187,6 +187,14 @@ class Agent(Base):
     languages: Mapped[list[str]] = mapped_column(Json, default=list)
     skills: Mapped[list[str]] = mapped_column(Json, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What work a supervisor gave them (dialer.domain.work.WorkMode values; `queue assign`) and
+    # the campaign they were put on (preferred at login); both outlive a controller restart.
+    work_mode: Mapped[str] = mapped_column(
+        String(16), default="inbound_first", server_default="inbound_first"
+    )
+    work_campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL")
+    )
 
 
 class AgentCampaign(Base):

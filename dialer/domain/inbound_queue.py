@@ -18,6 +18,9 @@ The engine owns one :class:`InboundQueue` and calls it from its single task:
 No caller is ever lost: ``offered == answered + abandoned + left + waiting + handing`` always.
 Order is by priority (higher first), then first come first served; an agent is chosen longest
 idle first among those who may take the call (skill/language, optionally relaxed after a wait).
+Agents whose work is "outbound first" (:mod:`dialer.domain.work`) are *overflow* agents: they
+are chosen only for a caller who has waited ``overflow_after_seconds`` and whom no inbound-first
+agent can take; outbound-only agents are never offered (``ReadyAgent.inbound`` False).
 
 Blending (:func:`plan_blend`): when agents are ready, waiting inbound callers are served before
 any agent is offered to the pacer for new outbound calls, and :func:`hold_outbound` tells the
@@ -61,6 +64,7 @@ class ReadyAgent:
     skills: frozenset[str] = frozenset()
     inbound: bool = True  # takes inbound callers
     outbound: bool = True  # may be given to the pacer
+    overflow: bool = False  # outbound first: takes only callers past the overflow time
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +129,14 @@ class InboundQueue:
         self,
         service_level_seconds: float = 20.0,
         skill_relax_seconds: float | None = None,
+        overflow_after_seconds: float | None = None,
     ) -> None:
-        """``skill_relax_seconds``: after this wait any agent may take a skilled caller."""
+        """``skill_relax_seconds``: after this wait any agent may take a skilled caller;
+        ``overflow_after_seconds``: after this wait an overflow (outbound-first) agent may take
+        a caller no other agent can take now (None: never)."""
         self.service_level_seconds = service_level_seconds
         self.skill_relax_seconds = skill_relax_seconds
+        self.overflow_after_seconds = overflow_after_seconds
         self._waiting: dict[str, _Entry] = {}
         self._handing: dict[str, Match] = {}
         self._seqs: dict[str, int] = {}  # place in line of callers being handed (for requeue)
@@ -150,11 +158,18 @@ class InboundQueue:
         return self.position(caller.call_id)
 
     def next_match(self, ready: Sequence[ReadyAgent], now: float) -> Match | None:
-        """Hand the first caller who can be served to the longest-idle agent allowed to serve."""
-        agents = sorted((a for a in ready if a.inbound), key=lambda a: (a.idle_since, a.agent_id))
-        if not agents:
+        """Hand the first caller who can be served to the longest-idle agent allowed to serve.
+
+        Inbound-first agents come first; an overflow agent is chosen only for a caller who has
+        waited ``overflow_after_seconds`` and whom no inbound-first agent can take now.
+        """
+        by_idle = sorted((a for a in ready if a.inbound), key=lambda a: (a.idle_since, a.agent_id))
+        first = [a for a in by_idle if not a.overflow]
+        second = [a for a in by_idle if a.overflow]
+        if not by_idle:
             return None
         for entry in self._ordered():
+            agents = first + second if self.overflowed(entry.caller, now) else first
             for agent in agents:
                 if self._may_serve(agent, entry.caller, now):
                     del self._waiting[entry.caller.call_id]
@@ -245,6 +260,15 @@ class InboundQueue:
     def longest_wait(self, now: float) -> float:
         """The longest current wait among callers not yet matched (0 if none)."""
         return max((now - e.caller.enqueued_at for e in self._waiting.values()), default=0.0)
+
+    def overflowed(self, caller: QueuedCaller, now: float) -> bool:
+        """Whether the caller has waited long enough to be offered to overflow agents."""
+        after = self.overflow_after_seconds
+        return after is not None and now - caller.enqueued_at >= after
+
+    def overflowing(self, now: float) -> int:
+        """How many waiting callers overflow agents may take now."""
+        return sum(1 for e in self._waiting.values() if self.overflowed(e.caller, now))
 
     def overdue(self, now: float, max_wait: float) -> list[QueuedCaller]:
         """Waiting callers who have reached the maximum wait."""

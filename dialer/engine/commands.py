@@ -9,14 +9,18 @@ bus, tests) never parse messages.
 Command names and their arguments::
 
     agent.pause(agent, reason)        agent.unpause(agent)          agent.logout(agent)
-    agent.disposition(agent, code)    queue.assign(agent, target)
+    agent.disposition(agent, code)
+    queue.assign(agent, [campaign], [work], [priority])   (at least one of the three)
     agent.next(agent)  agent.dial(agent)   (preview/manual: take a lead, then dial it)
     campaign.start(campaign)  campaign.pause(campaign)  campaign.stop(campaign)
     campaign.reload(campaign)         queue.pause(queue)  queue.resume(queue)
     status()                          monitor(agent, mode, to)
 
 ``agent`` is the agent number (a string, as typed on the phone); ``campaign`` the campaign id
-or name; ``mode`` one of listen, whisper, barge; ``to`` the supervisor endpoint (``sup01``).
+or name (``queue.assign`` also accepts it as ``target``, its older name); ``work`` one of
+blended, inbound_only, outbound_only and ``priority`` one of inbound, outbound (blended agents:
+which comes first; see :mod:`dialer.domain.work`); ``mode`` one of listen, whisper, barge;
+``to`` the supervisor endpoint (``sup01``).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ COMMAND_ARGS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "campaign.reload": ("campaign",),
         "queue.pause": ("queue",),
         "queue.resume": ("queue",),
-        "queue.assign": ("agent", "target"),
+        "queue.assign": ("agent",),
         "status": (),
         "monitor": ("agent", "mode", "to"),
     }

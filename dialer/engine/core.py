@@ -590,6 +590,7 @@ class Engine:
             "campaign": a.campaign,
             "seat": self.seats.get(a.agent_id, ""),
             "channel": a.channel,
+            "work": self.inbound.mode(a.agent_id).value,  # issue 9: queue assign
         }
 
     def _on_login(self, item: LoginIn) -> None:
@@ -601,7 +602,8 @@ class Engine:
             self._logout(item.agent, "relogin")
             if old and old != item.channel:
                 self._later(lambda: self._hangup_channel(old))
-        campaign = self._pick_campaign(item.campaign_ids)
+        # issue 9: the campaign a supervisor assigned first; none for inbound-only agents
+        campaign = self.inbound.login_campaign(item.agent, item.campaign_ids, self._pick_campaign)
         self.seats[item.agent] = item.seat
         event = AgentEvent.LOGIN_PAUSED if item.paused else AgentEvent.LOGIN
         state = self._agent_event(
@@ -762,19 +764,11 @@ class Engine:
         name = chosen.name if chosen else "default"
         return cmds.ok(f"disposition {code or 'default'} ({name})", code=code, name=name)
 
-    def _cmd_queue_assign(self, cmd: Command, _f: object) -> Reply:
+    def _cmd_queue_assign(self, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:
         a, err = self._agent_for(cmd)
         if a is None:
-            assert err is not None
             return err
-        target = self._campaign_key(str(cmd.args.get("target", "")))
-        if target is None:
-            return cmds.error(cmds.UNKNOWN_CAMPAIGN, f"no running campaign {cmd.args['target']}")
-        self.agents[a.agent_id] = replace(a, campaign=str(target))
-        self.live.agent(a.agent_id, self._agent_view(self.agents[a.agent_id]))
-        if a.status is S.READY:
-            self._dispatch(target)
-        return cmds.ok(f"agent {a.agent_id} now works campaign {target}", campaign=target)
+        return self.inbound.assign(a, cmd, fut)  # issue 9: campaign, work, blend priority
 
     def _cmd_agent_next(self, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:
         return self.agent_dial.next(cmd, fut)  # preview/manual (issue 8)
@@ -993,10 +987,11 @@ class Engine:
             self._refill(cid, run, now)
         if not self.ami_up or not self.ami.connected or not run.buffer:
             return
-        if self.inbound.hold_outbound(now):
+        if self.inbound.hold_outbound(now, str(cid)):
             return  # inbound (issue 10): a caller waits too long; free agents go to them
-        # inbound (issue 10): callers waiting in the queue count as live calls waiting
-        want = int(pacer.decide(self.inbound.pacing_view(self.snapshot(cid, now))))
+        # inbound (issue 10): callers waiting in the queue count as live calls waiting (issue 9:
+        # only as many as this campaign's agents would take)
+        want = int(pacer.decide(self.inbound.pacing_view(self.snapshot(cid, now), str(cid))))
         run.last_decision = want
         if want > 0:
             log.debug("pacer: %s", getattr(pacer, "last_decision", None))

@@ -12,6 +12,13 @@ The engine calls it at three points (each marked ``# inbound (issue 10)`` in cor
 * ``_on_tick``: :meth:`EngineInbound.dispatch` (skill relaxation) and, in ``_pace``,
   :meth:`EngineInbound.hold_outbound` before the pacer is asked.
 
+It also keeps each agent's work assignment (issue 9, :mod:`dialer.domain.work`): inbound first
+(the default), outbound first (inbound callers only as overflow), inbound only, outbound only,
+and the campaign a supervisor put them on.  ``queue.assign`` changes it (:meth:`assign`), the
+record keeps it (loaded at start with :meth:`load_work`), and a login honours it
+(:meth:`login_campaign`: an inbound-only agent works no campaign, so no pacer counts them and
+no outbound call is given to them).
+
 :class:`EngineDesk` is the :class:`~dialer.agi_scripts.inbound_desk.QueueDesk` the IVR handler
 uses in ``dialer run``: every change is an input posted to the engine; offers come back on the
 ticket.  A bridge that formed moves the agent RESERVED -> TALKING (CONNECT); the ``F()`` of the
@@ -26,12 +33,13 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dialer.agi_scripts.inbound_desk import AgentOffer, make_queue
-from dialer.domain.agent import AgentEvent, AgentStatus
+from dialer.domain import work as wk
+from dialer.domain.agent import AgentEvent, AgentState, AgentStatus
 from dialer.domain.inbound_queue import (
     InboundQueue,
     LeaveReason,
@@ -40,6 +48,10 @@ from dialer.domain.inbound_queue import (
     ReadyAgent,
     hold_outbound,
 )
+from dialer.domain.work import WorkMode
+from dialer.engine import commands as cmds
+from dialer.engine.commands import Command, Reply
+from dialer.engine.inputs import ActionDoneIn
 
 if TYPE_CHECKING:
     from dialer.engine.core import Engine
@@ -119,6 +131,11 @@ class EngineInbound:
         self._loading: set[str] = set()
         # Queues a supervisor paused (queue.pause): new callers get the closed message.
         self.paused: set[str] = set()
+        # issue 9: each agent's work (absent: the default) and the campaign a supervisor put
+        # them on (preferred at login); ``_resume`` is where an inbound-only agent goes back to.
+        self.work: dict[str, WorkMode] = {}
+        self.home: dict[str, int] = {}
+        self._resume: dict[str, int] = {}
 
     def apply(self, item: object) -> bool:
         """Apply an inbound input; False if ``item`` is not one."""
@@ -151,13 +168,26 @@ class EngineInbound:
             return
         e = self.engine
         self.queue.staffed_skills = frozenset().union(
-            *(self.skills.get(a.agent_id, frozenset()) for a in e.agents.values() if a.logged_in)
+            *(
+                self.skills.get(a.agent_id, frozenset())
+                for a in e.agents.values()
+                if a.logged_in and self.mode(a.agent_id).takes_inbound
+            )
         )
-        ready = [
-            ReadyAgent(a.agent_id, a.idle_since, self.skills.get(a.agent_id, frozenset()))
-            for a in e.agents.values()
-            if a.status is AgentStatus.READY
-        ]
+        ready = []
+        for a in e.agents.values():
+            if a.status is AgentStatus.READY:
+                mode = self.mode(a.agent_id)
+                ready.append(
+                    ReadyAgent(
+                        a.agent_id,
+                        a.idle_since,
+                        self.skills.get(a.agent_id, frozenset()),
+                        inbound=mode.takes_inbound,
+                        outbound=mode.takes_outbound,
+                        overflow=mode.overflow,
+                    )
+                )
         for match in self.queue.matches(ready, e.clock.now()):
             agent = match.agent.agent_id
             e._agent_event(agent, AgentEvent.RESERVE, call_id=match.caller.call_id)
@@ -165,18 +195,151 @@ class EngineInbound:
             if ticket is not None:
                 ticket._give(AgentOffer(agent, e.agents[agent].channel, match))
 
-    def hold_outbound(self, now: float) -> bool:
-        """True while an inbound caller has waited longer than the hold threshold."""
-        return hold_outbound(self.queue, now, self.settings.hold_outbound_after_seconds or None)
+    def hold_outbound(self, now: float, campaign: str | None = None) -> bool:
+        """True while an inbound caller has waited longer than the hold threshold (for
+        ``campaign``: only if some agent of it takes inbound callers; holding a campaign of
+        outbound-only agents frees nobody for the queue)."""
+        if not hold_outbound(self.queue, now, self.settings.hold_outbound_after_seconds or None):
+            return False
+        if campaign is None:
+            return True
+        return any(
+            a.campaign == campaign and a.logged_in and self.mode(a.agent_id).takes_inbound
+            for a in self.engine.agents.values()
+        )
 
-    def pacing_view(self, snapshot: Any) -> Any:
-        """The campaign's snapshot with inbound callers waiting in the queue added to
-        ``waiting``: each will take the next agent who frees up (unless an answered outbound
-        call is waiting then), so the pacer must not count that agent for a new call."""
+    def pacing_view(self, snapshot: Any, campaign: str | None = None) -> Any:
+        """The campaign's snapshot with the inbound callers who will take its agents added to
+        ``waiting``: each takes the next agent who frees up (unless an answered outbound call
+        is waiting then), so the pacer must not count that agent for a new call.
+
+        Only the campaign's agents who would take them count (``campaign`` given): its
+        inbound-first agents, and its outbound-first agents for callers past the overflow
+        time; outbound-only agents take none.  Without ``campaign``: every caller counts.
+        """
         n = len(self.queue)
         if not n:
             return snapshot
+        if campaign is not None:
+            first = overflow = 0
+            for a in self.engine.agents.values():
+                if a.campaign != campaign or not a.logged_in or a.status is AgentStatus.PAUSED:
+                    continue
+                mode = self.mode(a.agent_id)
+                if mode.inbound_first:
+                    first += 1
+                elif mode.overflow:
+                    overflow += 1
+            overdue = self.queue.overflowing(self.engine.clock.now()) if overflow else 0
+            n = wk.inbound_share(n, overdue, first, overflow)
+            if not n:
+                return snapshot
         return dataclasses.replace(snapshot, waiting=(*snapshot.waiting, *([0.0] * n)))
+
+    # -- work assignment (issue 9)
+
+    def mode(self, agent: str) -> WorkMode:
+        """The agent's work assignment (the default when never set)."""
+        return self.work.get(agent, wk.DEFAULT)
+
+    def load_work(self, rows: Mapping[str, tuple[str, int | None]]) -> None:
+        """The assignments kept in the record (agent -> (work, campaign id)), at start."""
+        for agent, (value, campaign) in rows.items():
+            self.work[agent] = wk.parse_mode(value)
+            if campaign:
+                self.home[agent] = campaign
+            else:
+                self.home.pop(agent, None)
+
+    def login_campaign(
+        self, agent: str, assigned: tuple[int, ...], pick: Callable[[tuple[int, ...]], int]
+    ) -> int:
+        """The campaign an agent works after login: none for inbound-only agents; otherwise
+        ``pick`` from their assigned campaigns, the one a supervisor put them on first."""
+        if self.mode(agent) is WorkMode.INBOUND_ONLY:
+            return 0
+        home = self.home.get(agent)
+        if home:
+            assigned = (home, *(c for c in assigned if c != home))
+        return pick(assigned)
+
+    def assign(self, a: AgentState, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:
+        """``queue.assign``: campaign, work and priority now; the record is told as an effect
+        whose outcome is the reply (None: the reply comes later)."""
+        e = self.engine
+        agent = a.agent_id
+        key = str(cmd.args.get("campaign") or cmd.args.get("target") or "").strip()
+        work = _opt(cmd.args.get("work"))
+        priority = _opt(cmd.args.get("priority"))
+        if not key and work is None and priority is None:
+            return cmds.error(
+                cmds.BAD_ARGUMENTS, "queue.assign: give a campaign, a kind of work or a priority"
+            )
+        target: int | None = None
+        if key:
+            target = e._campaign_key(key)
+            if target is None:
+                return cmds.error(
+                    cmds.UNKNOWN_CAMPAIGN,
+                    f"no campaign {key} in the controller (start it first: dialer campaign start)",
+                )
+        try:
+            mode = wk.choose(self.mode(agent), work=work, priority=priority, campaign=bool(key))
+        except wk.WorkError as exc:
+            return cmds.error(cmds.BAD_ARGUMENTS, str(exc))
+        current = int(a.campaign) if a.campaign.isdigit() else 0
+        if target is not None:
+            self.home[agent] = target
+        if mode is WorkMode.INBOUND_ONLY:
+            if current:
+                self._resume[agent] = current
+            campaign = 0
+        else:
+            campaign = target or current or self.home.get(agent) or self._resume.get(agent, 0)
+            self._resume.pop(agent, None)
+        if mode is wk.DEFAULT:
+            self.work.pop(agent, None)
+        else:
+            self.work[agent] = mode
+        e.agents[agent] = dataclasses.replace(a, campaign=str(campaign) if campaign else "")
+        e.live.agent(agent, e._agent_view(e.agents[agent]))
+        log.info("agent %s: %s, campaign %s (by %s)", agent, mode.value, campaign, cmd.actor)
+        if e.agents[agent].status is AgentStatus.READY:
+            if campaign:
+                e._dispatch(campaign)  # answered outbound calls first, as always
+            if e.agents[agent].status is AgentStatus.READY:
+                self.dispatch()
+        run = e.campaigns.get(campaign)
+        where = f"campaign {run.config.name}" if run else "no campaign"
+        data = {
+            "agent": agent,
+            "campaign": campaign or None,
+            "campaign_name": run.config.name if run else None,
+            "work": mode.value,
+            "work_label": mode.label,
+        }
+        text = f"agent {agent}: {where}, {mode.label}"
+        e._later(functools.partial(self._save, fut, agent, mode, self.home.get(agent), text, data))
+        return None
+
+    async def _save(
+        self,
+        fut: asyncio.Future[Reply],
+        agent: str,
+        mode: WorkMode,
+        campaign: int | None,
+        text: str,
+        data: dict[str, Any],
+    ) -> None:
+        try:
+            await self.engine.store.save_agent_work(agent, mode.value, campaign)
+        except Exception as exc:  # a failed effect becomes the reply, not just a log line
+            log.warning("inbound: work of agent %s not saved: %s", agent, exc)
+            why = f"{type(exc).__name__}: {exc}"
+            failed = {**data, "saved": False}
+            self.engine.post(ActionDoneIn(fut, False, f"{text} now, but not saved ({why})", failed))
+            return
+        self.engine.post(ActionDoneIn(fut, True, f"{text} (saved)", {**data, "saved": True}))
 
     def pause(self, queue: str, paused: bool) -> None:
         """``queue.pause`` / ``queue.resume``: callers already waiting stay in line either way."""
@@ -192,7 +355,11 @@ class EngineInbound:
 
     def can_serve(self, skill: str | None) -> bool:
         """Some logged-in agent could take such a caller (see QueueDesk.can_serve)."""
-        logged = [a for a in self.engine.agents.values() if a.logged_in]
+        logged = [
+            a
+            for a in self.engine.agents.values()
+            if a.logged_in and self.mode(a.agent_id).takes_inbound
+        ]
         if skill is None or self.queue.skill_relax_seconds is not None:
             return bool(logged)
         return any(skill in self.skills.get(a.agent_id, frozenset()) for a in logged)
@@ -354,3 +521,9 @@ class EngineDesk:
     def real(self, seconds: float) -> float:
         """Real seconds for a duration on the engine's (possibly scaled) clock."""
         return self.engine.clock.real(seconds)
+
+
+def _opt(value: object) -> str | None:
+    """An optional text argument: None when absent or empty."""
+    text = str(value).strip() if value is not None else ""
+    return text or None

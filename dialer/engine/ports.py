@@ -286,6 +286,14 @@ class Store(Protocol):
         """The campaigns an agent is assigned to (adoption after a restart)."""
         ...
 
+    async def save_agent_work(self, agent_number: str, work: str, campaign_id: int | None) -> None:
+        """Keep an agent's work assignment (``queue.assign``); LookupError: no such agent."""
+        ...
+
+    async def agent_work(self) -> Mapping[str, tuple[str, int | None]]:
+        """Kept work assignments other than the default: number -> (work, campaign id)."""
+        ...
+
     async def flush(self) -> None:
         """Write everything queued so far."""
         ...

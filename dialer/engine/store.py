@@ -329,6 +329,30 @@ class DbStore:
             )
             return tuple(sorted(rows.all()))
 
+    @_on_db_loop
+    async def save_agent_work(self, agent_number: str, work: str, campaign_id: int | None) -> None:
+        """Keep an agent's work assignment (``queue.assign``); LookupError: no such agent."""
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                update(Agent)
+                .where(Agent.number == agent_number)
+                .values(work_mode=work, work_campaign_id=campaign_id)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(result, "rowcount", 0):
+                raise LookupError(f"no agent {agent_number} in the record")
+
+    @_on_db_loop
+    async def agent_work(self) -> Mapping[str, tuple[str, int | None]]:
+        """Agents whose kept work assignment is not the default: number -> (work, campaign)."""
+        async with self.db.sessionmaker() as s:
+            rows = await s.execute(
+                select(Agent.number, Agent.work_mode, Agent.work_campaign_id).where(
+                    (Agent.work_mode != "inbound_first") | Agent.work_campaign_id.is_not(None)
+                )
+            )
+            return {number: (mode, campaign) for number, mode, campaign in rows.all()}
+
     async def flush(self) -> None:
         """Wait until everything queued is in the database (or the spool)."""
         await self.writer.flush()

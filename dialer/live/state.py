@@ -12,7 +12,8 @@ said; times are Unix epoch seconds, because the CLI may run on another machine):
 * ``agent(agent_id, data)``: ``state`` (READY, PAUSED, RESERVED, TALKING, WRAPUP, ...; required),
   ``since`` (when the agent entered that state), ``name``, ``campaign`` (or queue the agent
   serves), ``call`` (current call id), ``reason`` (pause reason code), ``seat``, ``channel``,
-  ``login_at``.  ``None`` removes the agent (logged out and forgotten).
+  ``login_at``, ``work`` (``inbound_first``, ``outbound_first``, ``inbound_only`` or
+  ``outbound_only``: ``queue assign``).  ``None`` removes the agent (logged out and forgotten).
 * ``call(call_id, data)``: ``state`` (ringing, waiting, talking; required), ``since``,
   ``campaign`` (or queue), ``direction`` (out/in), ``agent``, ``lead``, ``number`` (masked by the
   engine if it wishes).  ``None`` means the call is gone.

@@ -109,6 +109,53 @@ def supervisor_endpoint(settings: Any, to: str) -> str:
     return f"{prefix}{int(digits):02d}"
 
 
+def assign_args(
+    agent: str,
+    campaign: str | None,
+    campaign_option: str | None,
+    *,
+    blended: bool = False,
+    inbound_only: bool = False,
+    outbound_only: bool = False,
+    priority: str | None = None,
+) -> dict[str, Any]:
+    """The ``queue.assign`` arguments from the CLI's options (ValueError: they conflict)."""
+    from dialer.domain.work import DEFAULT, WorkError, choose
+
+    if campaign and campaign_option and campaign != campaign_option:
+        raise ValueError(f"two campaigns given ({campaign}, --campaign {campaign_option})")
+    campaign = campaign or campaign_option
+    chosen = [
+        name
+        for name, on in (
+            ("blended", blended),
+            ("inbound_only", inbound_only),
+            ("outbound_only", outbound_only),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        flags = " and ".join("--" + c.replace("_", "-") for c in chosen)
+        raise ValueError(f"{flags} conflict: choose one")
+    work = chosen[0] if chosen else None
+    if not campaign and work is None and priority is None:
+        raise ValueError(
+            "say what to change: CAMPAIGN, --inbound-only, --outbound-only, --blended or --priority"
+        )
+    try:
+        choose(DEFAULT, work=work, priority=priority, campaign=bool(campaign))
+    except WorkError as exc:
+        raise ValueError(str(exc)) from None
+    args: dict[str, Any] = {"agent": agent}
+    if campaign:
+        args["campaign"] = campaign
+    if work is not None:
+        args["work"] = work
+    if priority is not None:
+        args["priority"] = priority
+    return args
+
+
 # --------------------------------------------------------------------------- campaigns
 
 
@@ -223,12 +270,19 @@ def queue_rows(snap: LiveSnapshot) -> list[dict[str, Any]]:
     for key, counters in snap.counters.items():
         if row(key)["kind"] == "queue":
             row(key)["waiting"] = int(counters.get("waiting", 0) or 0)
+    queue_key = next((k for k, r in rows.items() if r["kind"] == "queue"), "")
     for agent in snap.agents.values():
         key = str(agent.get("campaign") or "")
-        row(key or "-")["agents"][str(agent.get("state", "?"))] += 1
+        work = str(agent.get("work") or "inbound_first")
+        if work == "inbound_only" and queue_key:
+            key = queue_key  # works no campaign: listed with the inbound queue it serves
+        r = row(key or "-")
+        r["agents"][str(agent.get("state", "?"))] += 1
+        r.setdefault("work", Counter())[work] += 1
     out = []
     for r in rows.values():
         r["agents"] = dict(sorted(r["agents"].items()))
+        r["work"] = dict(sorted(r.get("work", Counter()).items()))
         out.append(r)
     return sorted(out, key=lambda r: (r["kind"], r["name"]))
 

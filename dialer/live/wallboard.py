@@ -20,6 +20,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dialer.domain.work import parse_mode
 from dialer.live.state import LiveSnapshot
 
 STATE_STYLES = {
@@ -249,8 +250,10 @@ def queues_table(snapshot: LiveSnapshot) -> Table | None:
         "Longest wait",
         "Avg wait",
         "Service level",
+        "Agents",
     ):
         table.add_column(name, justify="left" if name == "Queue" else "right")
+    staffing = _staffing(snapshot)
     for key, row in rows:
         level = _num(row.get("service_level"))
         within = _num(row.get("service_level_seconds"))
@@ -264,6 +267,7 @@ def queues_table(snapshot: LiveSnapshot) -> Table | None:
             duration(_num(row.get("average_wait"))),
             percent(level)
             + (f" in {within:g}s" if within is not None and level is not None else ""),
+            staffing,
         )
     return table
 
@@ -271,7 +275,7 @@ def queues_table(snapshot: LiveSnapshot) -> Table | None:
 def agents_table(snapshot: LiveSnapshot, now: float) -> Table:
     """One row per logged-in agent: state, time in it, reason, campaign, call."""
     table = Table(title="Agents", title_justify="left", expand=True, pad_edge=False)
-    for name in ("Agent", "Name", "State", "Time", "Reason", "Campaign", "Call", "Seat"):
+    for name in ("Agent", "Name", "State", "Time", "Reason", "Campaign", "Work", "Call", "Seat"):
         table.add_column(name, justify="right" if name == "Time" else "left")
     order = {"WAITING": 0, "TALKING": 1, "RESERVED": 2, "WRAPUP": 3, "READY": 4, "PAUSED": 5}
     agents = sorted(
@@ -287,10 +291,29 @@ def agents_table(snapshot: LiveSnapshot, now: float) -> Table:
             duration(None if since is None else now - since),
             str(row.get("reason") or ""),
             _campaign_label(snapshot, row.get("campaign")),
+            _work(row),
             str(row.get("call") or ""),
             str(row.get("seat") or ""),
         )
     return table
+
+
+def _work(row: Mapping[str, Any]) -> str:
+    """The agent's work assignment, short (``queue assign``); blank when not published."""
+    value = row.get("work")
+    return parse_mode(str(value)).short if value else ""
+
+
+def _staffing(snapshot: LiveSnapshot) -> str:
+    """Agents not paused who take inbound callers: first, and as overflow (outbound first)."""
+    modes = [
+        parse_mode(str(a.get("work") or ""))
+        for a in snapshot.agents.values()
+        if str(a.get("state")) != "PAUSED"
+    ]
+    first = sum(1 for m in modes if m.inbound_first)
+    overflow = sum(1 for m in modes if m.overflow)
+    return f"{first} + {overflow} overflow" if overflow else str(first)
 
 
 def calls_table(snapshot: LiveSnapshot, now: float) -> Table:

@@ -31,7 +31,7 @@ def test_cli_flow(dialer, tmp_path: Path) -> None:  # type: ignore[no-untyped-de
     assert code == 1 and "dialer db upgrade" in out
     assert dialer("db", "upgrade")[0] == 0
     code, out = dialer("db", "current")
-    assert code == 0 and "revision 0002" in out
+    assert code == 0 and "revision 0003" in out
     code, out = dialer(
         "campaign",
         "create",

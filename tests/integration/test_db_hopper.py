@@ -26,9 +26,9 @@ NOON_IST = at("2026-11-30T06:00")
 async def test_migrations_up_from_empty_are_idempotent(database: Database) -> None:
     from dialer.db.engine import current_revision
 
-    assert await current_revision(database.engine) == "0002"
+    assert await current_revision(database.engine) == "0003"
     await database.upgrade()  # a second run changes nothing and does not fail
-    assert await current_revision(database.engine) == "0002"
+    assert await current_revision(database.engine) == "0003"
 
 
 async def test_priority_order_and_no_lead_twice(database: Database) -> None:

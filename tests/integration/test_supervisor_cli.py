@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -349,3 +350,83 @@ def test_wallboard_figures_from_the_database(tmp_path: Path) -> None:
     assert month == {"survey": pytest.approx(7 / 25), "relay": 0.0}
     # 1001: 180 s busy of 5400 s available; 1002: 90 s of 7200 s.
     assert occupancy["survey"] == pytest.approx(270 / 12600)
+
+
+async def two_agents(live: RedisLive) -> Engine:
+    """The real engine with 1001 idle the longest, then 1002, both on campaign spring."""
+    store = FakeStore()
+    store.campaigns_[1] = CampaignConfig(1, "spring", dial_mode="progressive", status="paused")
+    engine = Engine(_engine_settings(), store, FakeAmi(), live=live)
+    engine.store_ = store  # type: ignore[attr-defined]
+    asyncio.create_task(engine.run())  # noqa: RUF006 - stopped through engine.stop()
+    engine.add_campaign(store.campaigns_[1])
+    engine.post(AmiLink(True))
+    for n, agent in enumerate(("1001", "1002"), start=1):
+        chan, seat = f"PJSIP/seat00{n}-0000000{n}", f"seat00{n}"
+        reply = await engine.ask(functools.partial(LoginIn, agent, chan, seat, (1,), False))
+        assert reply.ok, reply
+    return engine
+
+
+def test_queue_assign_decides_who_takes_the_next_inbound_caller(env: dict[str, str]) -> None:
+    from dialer.domain.inbound_queue import QueuedCaller
+    from dialer.engine.inbound import EngineDesk
+
+    with ControllerThread(env["DIALER_REDIS_URL"], env["DIALER_REDIS_KEY_PREFIX"], two_agents) as c:
+        loop = c._loop
+        assert loop is not None
+
+        def next_inbound_caller(call_id: str) -> str | None:
+            async def join() -> str | None:
+                ticket = EngineDesk(c.engine).join(QueuedCaller(call_id, c.engine.clock.now()))
+                await c.engine.barrier()
+                return ticket.offer.agent_id if ticket.offer else None
+
+            return asyncio.run_coroutine_threadsafe(join(), loop).result(5)
+
+        code, out = dialer(env, "queue", "assign", "1001", "--priority", "outbound", "--json")
+        assert code == 0, out
+        data = json.loads(out)
+        assert (data["code"], data["work"], data["saved"]) == ("ok", "outbound_first", True)
+        # 1001 has been idle longer, but now takes inbound callers only as overflow.
+        assert next_inbound_caller("in-1") == "1002"
+        assert c.engine.store_.work == {"1001": ("outbound_first", None)}
+        # The positional form moves an agent, as before.
+        code, out = dialer(env, "queue", "assign", "1001", "spring")
+        assert (code, out.strip()) == (
+            0,
+            "agent 1001: campaign spring, blended, outbound first (saved)",
+        )
+        # Clear refusals; the conflicting ones never reach the controller.
+        code, out = dialer(env, "queue", "assign", "1001", "--inbound-only", "--outbound-only")
+        assert code == 2 and "--inbound-only and --outbound-only conflict" in out
+        code, out = dialer(
+            env, "queue", "assign", "1001", "--inbound-only", "--priority", "inbound"
+        )
+        assert code == 2 and "blended agents only" in out
+        code, out = dialer(env, "queue", "assign", "1001")
+        assert code == 2 and "say what to change" in out
+        code, out = dialer(env, "queue", "assign", "1001", "--campaign", "autumn")
+        assert code == 1 and "refused (unknown_campaign)" in out
+        code, out = dialer(env, "queue", "assign", "9999", "--inbound-only")
+        assert code == 1 and "refused (unknown_agent)" in out
+        code, out = dialer(env, "queue", "assign", "--help")
+        assert code == 0 and "--priority [inbound|outbound]" in out and "overflow" in out
+        asyncio.run_coroutine_threadsafe(c.engine.live.flush(), loop).result(5)
+        code, out = dialer(env, "agents", "list", "--json")
+        assert {r["agent"]: r["work"] for r in json.loads(out)} == {
+            "1001": "outbound_first",
+            "1002": "inbound_first",
+        }
+        code, out = dialer({**env, "COLUMNS": "200"}, "agents", "list")
+        assert code == 0 and "out first" in out
+        code, out = dialer(env, "queue", "status", "--json")
+        rows = {r["name"]: r for r in json.loads(out)}
+        assert rows["spring"]["work"] == {"inbound_first": 1, "outbound_first": 1}
+    assert [(a.command, a.code, dict(a.args)) for a in c.audit] == [
+        ("queue.assign", "ok", {"agent": "1001", "priority": "outbound"}),
+        ("queue.assign", "ok", {"agent": "1001", "campaign": "spring"}),
+        ("queue.assign", "unknown_campaign", {"agent": "1001", "campaign": "autumn"}),
+        ("queue.assign", "unknown_agent", {"agent": "9999", "work": "inbound_only"}),
+    ]
+    assert all(a.actor == "default" for a in c.audit)

@@ -35,6 +35,8 @@ class FakeStore:
     pins: dict[str, str] = field(default_factory=dict)
     open: list[OpenCall] = field(default_factory=list)
     dnc: set[str] = field(default_factory=set)  # numbers put on DNC after they were reserved
+    work: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # queue assign
+    work_fails: bool = False
 
     async def running_campaigns(self) -> Sequence[CampaignConfig]:
         return [c for c in self.campaigns_.values() if c.status == "running"]
@@ -95,6 +97,14 @@ class FakeStore:
 
     async def agent_campaigns(self, agent_number: str) -> tuple[int, ...]:
         return (1,)
+
+    async def save_agent_work(self, agent_number: str, work: str, campaign_id: int | None) -> None:
+        if self.work_fails:
+            raise LookupError(f"no agent {agent_number} in the record")
+        self.work[agent_number] = (work, campaign_id)
+
+    async def agent_work(self) -> dict[str, tuple[str, int | None]]:
+        return dict(self.work)
 
     async def flush(self) -> None:
         return None

@@ -134,8 +134,29 @@ def test_inbound_queue_and_events() -> None:
         "75.0%",
         "in",
         "20s",
+        "2",  # agents who take inbound callers (not paused): 1001, 1003
     ]
     assert "call: call=c-8, result=abandoned" in text
+
+
+def test_work_assignment_column_and_queue_staffing() -> None:
+    live = MemoryLive(clock=lambda: NOW)
+    live.counters("inbound:main", {"kind": "inbound_queue", "waiting": 0})
+    live.counters("1", {"name": "survey", "status": "running", "at": NOW})
+    for agent, work in (
+        ("2001", "inbound_only"),
+        ("2002", "outbound_first"),
+        ("2003", "outbound_only"),
+        ("2004", "inbound_first"),
+    ):
+        campaign = "" if work == "inbound_only" else "1"
+        live.agent(agent, {"state": "READY", "since": NOW, "campaign": campaign, "work": work})
+    text = frame(_snap(live))
+    assert row_of(text, "2001").split()[-2:] == ["in", "only"]
+    assert row_of(text, "2002").split()[-3:] == ["survey", "out", "first"]
+    assert row_of(text, "2003").split()[-2:] == ["out", "only"]
+    # 2001 and 2004 take inbound callers first; 2002 only as overflow; 2003 never.
+    assert row_of(text, "inbound:main").endswith("2 + 1 overflow")
 
 
 def test_a_second_frame_moves_time_on() -> None:
