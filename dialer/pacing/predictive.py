@@ -329,17 +329,23 @@ class PredictivePacer:
             stable=stable,
         )
 
-    def _over_budget(self) -> bool:
-        """Whether today (at its margin), the last 24 h or the last 30 days are over budget."""
+    def _slack(self) -> float:
+        """Abandonments still in hand: the least over today (at its margin), 24 h and 30 days."""
         view = self.ledger.view()
-        return (
-            view.today.slack(self.target * (1.0 - self.safety_margin)) < 0.0
-            or view.last_24h.slack(self.target) < 0.0
-            or view.last_30d.slack(self.target) < 0.0
+        return min(
+            view.today.slack(self.target * (1.0 - self.safety_margin)),
+            view.last_24h.slack(self.target),
+            view.last_30d.slack(self.target),
         )
 
-    def threshold(self) -> float:
-        """The marginal-abandonment threshold the ledger allows now."""
+    def _over_budget(self, committed: float = 0.0) -> bool:
+        """Whether today (at its margin), the last 24 h or the last 30 days are over budget
+        once the abandonments expected from calls already out (``committed``) are counted."""
+        return self._slack() - committed < 0.0
+
+    def threshold(self, committed: float = 0.0) -> float:
+        """The marginal-abandonment threshold the ledger allows now, with ``committed``
+        abandonments expected from the calls already out taken off the budget."""
         view = self.ledger.view()
         slack = min(
             # A few abandonments in hand: the last ones of a day cannot be made up for.
@@ -347,6 +353,7 @@ class PredictivePacer:
             view.last_24h.slack(self.target),
             view.last_30d.slack(self.target),
         )
+        slack -= committed
         value = self.threshold0 * math.exp(self.threshold_gain * min(slack, 20.0))
         return min(max(value, 0.002), 0.45)
 
@@ -390,7 +397,19 @@ class PredictivePacer:
         mean0, var0, free = self._gather(snapshot)
         if snapshot.ready_agents == 0 and free < 0.5:
             return record(0, "no_agents", expected_free_agents=free)
-        theta = self.threshold()
+        # The calls already ringing or waiting will drop some people whatever is launched now:
+        # that is budget spent, not budget in hand.  Without this, a burst of answers near the
+        # end of a small day (a few hundred live answers) spends past the cap before the ledger
+        # sees it.
+        committed = float(expected_excess(mean0, var0).max())
+        if self._over_budget(committed):
+            return record(
+                progressive,
+                "ledger_exhausted",
+                expected_free_agents=free,
+                expected_abandoned=committed,
+            )
+        theta = self.threshold(committed)
         _, _, stable = self._rates()
         if not stable:  # something changed suddenly: lean towards progressive until it settles
             theta *= 0.5

@@ -224,6 +224,27 @@ def test_over_budget_dials_only_progressive_until_the_ledger_recovers() -> None:
     assert pacer.last_decision is not None and pacer.last_decision.reason != "ledger_exhausted"
 
 
+def test_calls_already_out_count_against_the_budget() -> None:
+    # Realised abandonments leave budget in hand, but the calls already ringing are expected
+    # to drop more than that: the budget is spent, so only progressive (safe) calls go out.
+    pacer = warm()
+    agents = dict(now=2000.0, ready_agents=2, wrapping=(25.0,) * 10, talking=(80.0,) * 20)
+    quiet = PacingSnapshot(**agents)  # type: ignore[arg-type]
+    busy = PacingSnapshot(**agents, ringing=(3.0,) * 40)  # type: ignore[arg-type]
+    assert pacer.decide(busy) == 0 and pacer.last_decision is not None
+    committed = pacer.last_decision.expected_abandoned
+    assert committed > 1.0 and pacer.last_decision.reason != "ledger_exhausted"
+    slack = pacer.ledger.view().today.slack(0.03 * 0.95)
+    for i in range(int(slack - committed) + 1):  # leaves 0 <= slack < committed
+        pacer.observe(CallAbandoned(at=1500.0 + i, wait_seconds=2.0))
+    assert 0.0 <= pacer.ledger.view().today.slack(0.03 * 0.95) < committed
+    pacer.decide(busy)
+    assert pacer.last_decision is not None and pacer.last_decision.reason == "ledger_exhausted"
+    assert pacer.last_decision.expected_abandoned == pytest.approx(committed)
+    assert pacer.decide(quiet) > 2  # nothing out: the same ledger still allows the model
+    assert pacer.last_decision is not None and pacer.last_decision.reason == "model"
+
+
 def test_a_sudden_rise_in_answers_is_flagged_unstable() -> None:
     pacer = warm()
     at = 1500.0
