@@ -103,8 +103,12 @@ class DbInboundRecorder:
         )
 
     async def agent_skills(self, number: str) -> frozenset[str]:
-        """An agent's languages and skills (for the queue's skill matching)."""
-        async with self.db.transaction() as s:
+        """An agent's languages and skills (for the queue's skill matching).
+
+        A lookup: it must not take SQLite's write lock (500 agents logging in at once queued
+        behind the ledger writer and failed with "database is locked").
+        """
+        async with self.db.read() as s:
             row = (
                 await s.execute(select(Agent.languages, Agent.skills).where(Agent.number == number))
             ).first()

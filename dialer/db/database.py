@@ -12,6 +12,7 @@ Public API (all times aware UTC ``datetime``)::
     await db.release_lead(lead.lead_id, owner)      # reserved but not dialled (bool)
     await db.release_leads([ids], owner)            # several (count)
     check = await db.verify_pin(agent_number, pin, now)       # PinCheck (agent login)
+    async with db.read() as session: ...            # lookups only (never the write lock)
     n = await db.recover_unfinished(owner, now)     # at start-up: close calls left open
     writer = db.ledger_writer(on_health=callback)   # LedgerWriter (see dialer.db.ledger)
     async with db.transaction() as session: ...     # anything else, one transaction
@@ -20,16 +21,24 @@ Public API (all times aware UTC ``datetime``)::
 ``owner`` names the controller (stable across restarts of the same controller, different for
 two controllers sharing the database).  Everything that writes call outcomes goes through
 :class:`dialer.db.ledger.LedgerWriter`, so the AMI path never waits for the database.
+
+SQLite (the embedded default) has one write lock.  Lookups go through :meth:`Database.read`, which
+never takes it (WAL: readers do not wait for the writer).  Writes here take it at BEGIN and wait
+``busy_timeout`` (dialer.db.engine); one that still finds it taken is retried in a fresh
+transaction (nothing was written) and, after :data:`WRITE_ATTEMPTS`, fails with
+:class:`DatabaseLocked`, which says what could not be written; it is never silently lost.
+The ledger writer spools a batch the database refused (locked included) and replays it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time as _time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
@@ -52,6 +61,33 @@ if TYPE_CHECKING:
 ZONES_TTL = 60.0
 #: How long the ledger writer reuses a campaign's retry rules before reading them again.
 CAMPAIGN_TTL = 5.0
+#: SQLite: tries of a write that finds the write lock taken (each waits busy_timeout first).
+WRITE_ATTEMPTS = 4
+
+log = logging.getLogger("dialer.db")
+T = TypeVar("T")
+
+
+class DatabaseLocked(RuntimeError):
+    """A write that found SQLite's write lock taken on every try; nothing of it was written."""
+
+    code = "database_locked"
+
+    def __init__(self, what: str, attempts: int) -> None:
+        from dialer.db.engine import SQLITE_BUSY_TIMEOUT_MS  # read now: tests may lower it
+
+        super().__init__(
+            f"database is locked: could not {what} after {attempts} tries "
+            f"({SQLITE_BUSY_TIMEOUT_MS} ms each); another writer kept SQLite's write lock. "
+            "SQLite suits the demo's 35 agents; use PostgreSQL for more."
+        )
+        self.what = what
+        self.attempts = attempts
+
+
+def is_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked" / "database table is locked" (SQLITE_BUSY, SQLITE_LOCKED)."""
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
 
 
 class Database:
@@ -123,6 +159,50 @@ class Database:
         async with self.write_sessionmaker() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for lookups only (rolled back at the end).
+
+        On SQLite it begins deferred and never takes the write lock, so lookups (the login
+        path: skills, campaigns) neither wait for the ledger writer nor hold up writers.
+        """
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def retrying(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        what: str,
+        *,
+        immediate: bool = True,
+    ) -> T:
+        """Run ``work`` in one transaction, again in a fresh one if SQLite reports it locked.
+
+        A locked write rolled back whole, so trying again is safe.  ``immediate``: take the
+        write lock at BEGIN (queue on busy_timeout); ``False`` for a mostly-read transaction
+        that rarely writes (its write may then fail at once on a stale snapshot: retried too).
+        After WRITE_ATTEMPTS tries: :class:`DatabaseLocked`.
+        """
+        maker = self.write_sessionmaker if immediate else self.sessionmaker
+        attempts = WRITE_ATTEMPTS if self.dialect == "sqlite" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                async with maker() as session, session.begin():
+                    return await work(session)
+            except OperationalError as exc:
+                if not is_locked(exc):
+                    raise
+                if attempt >= attempts:
+                    raise DatabaseLocked(what, attempts) from exc
+                log.warning(
+                    "database is locked (%s): try %d of %d failed, trying again",
+                    what,
+                    attempt,
+                    attempts,
+                )
+                await asyncio.sleep(0.02 * 2**attempt)
+        raise AssertionError("unreachable")
+
     def ledger_writer(self, **kwargs: Any) -> LedgerWriter:
         """A LedgerWriter with this database's spool path and batching settings."""
         from dialer.db.ledger import LedgerWriter
@@ -190,19 +270,26 @@ class Database:
         Safe for several controllers on PostgreSQL (SKIP LOCKED + in-flight mark in one
         transaction).  Reservations lapse after ``hold`` unless the call is recorded as started.
         """
-        async with self.write_sessionmaker() as session, session.begin():
+
+        async def work(session: AsyncSession) -> list[LeadToDial]:
             campaign = CampaignConfig.from_row(await get_campaign(session, campaign_id))
             zones = await self._campaign_zones(session, campaign_id)
             return await hopper.reserve(
                 session, campaign, n, now, owner, self.floor, zones, hold=hold
             )
 
+        return await self.retrying(work, f"reserve leads of campaign {campaign_id}")
+
     async def recheck_before_dial(
         self, lead_id: int, phone: str, now: datetime, owner: str | None = None
     ) -> str | None:
         """None if the lead may be dialled now on ``phone``; otherwise the reason not to."""
-        async with self.sessionmaker() as session, session.begin():
+
+        async def work(session: AsyncSession) -> str | None:
             return await hopper.recheck(session, lead_id, phone, now, self.floor, owner)
+
+        # Mostly a read (it writes only to mark a lead found on the DNC list): deferred.
+        return await self.retrying(work, f"re-check lead {lead_id}", immediate=False)
 
     async def release_lead(self, lead_id: int, owner: str | None = None) -> bool:
         """Give back a reserved lead that was not dialled; True if it was reserved."""
@@ -212,8 +299,11 @@ class Database:
         """Give back several reserved leads; the number released."""
         if not lead_ids:
             return 0
-        async with self.write_sessionmaker() as session, session.begin():
+
+        async def work(session: AsyncSession) -> int:
             return await hopper.release(session, lead_ids, owner)
+
+        return await self.retrying(work, f"release {len(lead_ids)} lead(s)")
 
     # ------------------------------------------------------------------ agents
 
@@ -225,16 +315,11 @@ class Database:
         # write lock), so its write (failure count, lockout) can find the ledger writer holding
         # the lock and fail at once with "database is locked" (a stale WAL snapshot does not
         # wait for busy_timeout).  Nothing was written then: try again in a fresh transaction.
-        attempts = 6 if self.dialect == "sqlite" else 1
-        for attempt in range(attempts):
-            try:
-                async with self.sessionmaker() as session, session.begin():
-                    return await verify_pin(session, agent_number, pin, now)
-            except OperationalError as exc:
-                if attempt == attempts - 1 or "locked" not in str(exc.orig):
-                    raise
-                await asyncio.sleep(0.02 * 2**attempt)
-        raise AssertionError("unreachable")
+        # A successful check of an agent without failures writes nothing (a pure read).
+        async def work(session: AsyncSession) -> PinCheck:
+            return await verify_pin(session, agent_number, pin, now)
+
+        return await self.retrying(work, f"check the PIN of agent {agent_number}", immediate=False)
 
     # ------------------------------------------------------------------ recovery
 

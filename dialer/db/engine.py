@@ -21,6 +21,14 @@ from sqlalchemy.ext.asyncio import (
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+#: How long a SQLite connection waits for the write lock before "database is locked".  With
+#: lookups kept off the write lock (Database.read), the writers are the ledger writer (short
+#: batches), the hopper and lead releases, each holding the lock for milliseconds; 5 s covers a
+#: checkpoint or a large batch on a slow disk.  A write that still times out is retried in a
+#: fresh transaction (Database.retrying), so the total wait before an error is a few times this.
+#: Longer would only hide a stuck writer longer.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
@@ -52,7 +60,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

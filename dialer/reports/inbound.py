@@ -69,7 +69,7 @@ def by_did(rows: Sequence[InboundRow], service_level_seconds: float) -> dict[str
 
 async def load_inbound(db: Database, start: datetime, end: datetime) -> list[InboundRow]:
     """Inbound ledger rows that started in [start, end)."""
-    async with db.transaction() as s:
+    async with db.read() as s:
         got = await s.execute(
             select(Call.did, Call.result, Call.wait_seconds).where(
                 Call.direction == "inbound",
