@@ -127,6 +127,12 @@ class AsteriskSettings(_Section):
     amd: bool = True
     secrets_file: str = "asterisk-secrets.toml"
     abandon_prompt: str = "tt-allbusy"
+    # Preview/manual (*3): what the agent hears when the call they asked for is not answered
+    # (played in dialer-agent-notice; `a&b` plays a then b).
+    preview_busy_prompt: str = "the-party-you-are-calling&is-curntly-busy"
+    preview_no_answer_prompt: str = "the-party-you-are-calling&is-curntly-unavail"
+    preview_congestion_prompt: str = "all-circuits-busy-now"
+    preview_failed_prompt: str = "cannot-complete-as-dialed"
     trunks: tuple[TrunkSettings, ...] = (TrunkSettings(),)
     tls_cert_file: str = "/etc/asterisk/keys/asterisk.crt"
     tls_key_file: str = "/etc/asterisk/keys/asterisk.key"

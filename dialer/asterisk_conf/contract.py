@@ -17,6 +17,7 @@ CTX_OUT: Final = "dialer-out"
 CTX_SEAT: Final = "dialer-seat"
 CTX_AGENT_LOOP: Final = "dialer-agent-loop"
 CTX_AGENT_WRAPUP: Final = "dialer-agent-wrapup"
+CTX_AGENT_NOTICE: Final = "dialer-agent-notice"
 CTX_INBOUND: Final = "dialer-inbound"
 CTX_SUPERVISOR: Final = "dialer-supervisor"
 
@@ -26,6 +27,7 @@ CONTEXTS: Final[tuple[str, ...]] = (
     CTX_SEAT,
     CTX_AGENT_LOOP,
     CTX_AGENT_WRAPUP,
+    CTX_AGENT_NOTICE,
     CTX_INBOUND,
     CTX_SUPERVISOR,
 )
@@ -36,6 +38,8 @@ ORIGINATE_TARGET: Final = (CTX_OUT, "s", 1)
 WRAPUP_TARGET: Final = (CTX_AGENT_WRAPUP, "s", 1)
 #: The hold loop an agent enters after login and returns to after wrap-up.
 AGENT_LOOP_TARGET: Final = (CTX_AGENT_LOOP, "s", 1)
+#: Where the controller sends a holding agent (AMI Redirect) to hear ``DIALER_NOTICE``.
+AGENT_NOTICE_TARGET: Final = (CTX_AGENT_NOTICE, "s", 1)
 #: Options of ``EXEC Bridge <agent channel>,<options>`` in the customer's FastAGI session:
 #: ``h`` lets the agent end the customer's leg with the features.conf disconnect code [30],
 #: ``F(...)`` sends the agent to wrap-up when the customer leaves [28].
@@ -89,6 +93,9 @@ ORIGINATE_VARIABLES: Final[tuple[str, ...]] = (
 )
 #: Set by the controller over FastAGI (SET VARIABLE).
 AGI_SET_VARIABLES: Final[tuple[str, ...]] = ("AGENTID", "AGENT_STATE", "DISPOSITION", "IVR_RESULT")
+#: Set by the controller over AMI (Setvar) on a holding agent's channel before the Redirect to
+#: CTX_AGENT_NOTICE: the sound(s) to play, and the agent's state after it.
+AMI_SET_VARIABLES: Final[tuple[str, ...]] = ("DIALER_NOTICE", "AGENT_STATE")
 #: Agent states the dialplan tests after login.
 AGENT_STATES_HELD: Final[tuple[str, ...]] = ("READY", "PAUSED")
 AGENT_STATE_LOGGED_OUT: Final = "LOGGED_OUT"

@@ -300,6 +300,7 @@ def _context(settings: Settings, secrets: Mapping[str, Mapping[str, str]]) -> di
             "seat": contract.CTX_SEAT,
             "agent_loop": contract.CTX_AGENT_LOOP,
             "agent_wrapup": contract.CTX_AGENT_WRAPUP,
+            "agent_notice": contract.CTX_AGENT_NOTICE,
             "inbound": contract.CTX_INBOUND,
             "supervisor": contract.CTX_SUPERVISOR,
         },

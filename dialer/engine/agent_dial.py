@@ -13,17 +13,25 @@ campaign; instead the agent asks, in two steps:
   bridges to that agent only and no abandonment deadline races them.  Unanswered, busy or a
   machine: ``_finalize`` releases the agent (READY) as for any reserved call; the agent gone
   (logged out / line dropped) before the bridge: the call waits like any other (abandonment).
+* Not answered (busy, no answer, congestion, invalid or failed): ``_finalize`` calls
+  :meth:`AgentDial.ended`, which tells the agent why: AMI ``Setvar`` ``AGENT_STATE=READY`` and
+  ``DIALER_NOTICE=<prompt>`` on their holding channel, then ``Redirect`` to
+  ``dialer-agent-notice`` (docs/dialplan.md), which plays it and returns to the hold loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from dialer.asterisk_conf.contract import AGENT_NOTICE_TARGET
+from dialer.config import AsteriskSettings
 from dialer.domain.agent import AgentEvent, AgentStatus
 from dialer.domain.call import CallPhase
+from dialer.domain.results import CallResult
 from dialer.engine import commands as cmds
 from dialer.engine.commands import Command, Reply
 from dialer.engine.ports import LeadTicket
@@ -31,10 +39,25 @@ from dialer.engine.ports import LeadTicket
 if TYPE_CHECKING:
     from dialer.engine.core import Engine
 
+log = logging.getLogger("dialer.engine.agent_dial")
+
 S = AgentStatus
 # Campaign dial modes where the agent asks for each call (no pacer).
 AGENT_DIALLED = ("preview", "manual")
 NO_LEAD = cmds.NO_LEAD
+
+
+def notice_prompt(result: CallResult, a: AsteriskSettings) -> str | None:
+    """What an agent hears when the call they dialled ends with ``result`` (None: nothing)."""
+    if result is CallResult.BUSY:
+        return a.preview_busy_prompt
+    if result is CallResult.NO_ANSWER:
+        return a.preview_no_answer_prompt
+    if result is CallResult.CONGESTION:
+        return a.preview_congestion_prompt
+    if result in (CallResult.INVALID_NUMBER, CallResult.REJECTED, CallResult.FAILED):
+        return a.preview_failed_prompt
+    return None  # answered (a person, a machine), or the AMI link is gone anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +88,7 @@ class AgentDial:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.held: dict[str, tuple[int, LeadTicket]] = {}  # agent -> lead taken, not dialled
+        self.dialled: dict[str, str] = {}  # call id -> the agent it was dialled for
 
     # ------------------------------------------------------------------ commands
 
@@ -201,6 +225,7 @@ class AgentDial:
         # The call is this agent's from the start: _dispatch and the deadline leave it alone,
         # _offer bridges to them, _finalize releases them if it never connects.
         call_id = call.state.call_id
+        self.dialled[call_id] = item.agent
         call.state = replace(call.state, agent_id=item.agent)
         call.reserved_perf = time.perf_counter()
         e.agents[item.agent] = replace(e.agents[item.agent], call_id=call_id)
@@ -209,6 +234,42 @@ class AgentDial:
         _answer(item.reply, cmds.ok(f"dialling {call_id}", call=call_id, state="RESERVED"))
 
     # ------------------------------------------------------------------ the engine's hooks
+
+    def ended(self, call_id: str, result: CallResult) -> None:
+        """A call ended (``_finalize``): if an agent dialled it and it was not answered, and
+        they are READY and holding, tell them why (an inbound caller may have taken them)."""
+        agent_id = self.dialled.pop(call_id, None)
+        if agent_id is None:
+            return
+        prompt = notice_prompt(result, self.engine.settings.asterisk)
+        a = self.engine.agents.get(agent_id)
+        if prompt is None or a is None or a.status is not S.READY or not a.channel:
+            return
+        channel = self.engine.agents[agent_id].channel
+        self.engine._later(lambda: self._notice(agent_id, channel, prompt, result))
+
+    async def _notice(self, agent_id: str, channel: str, prompt: str, result: CallResult) -> None:
+        ami = self.engine.ami
+        context, exten, priority = AGENT_NOTICE_TARGET
+        try:
+            for name, value in (("AGENT_STATE", S.READY.value), ("DIALER_NOTICE", prompt)):
+                await ami.send(
+                    "Setvar", [("Channel", channel), ("Variable", name), ("Value", value)]
+                )
+            reply = await ami.send(
+                "Redirect",
+                [
+                    ("Channel", channel),
+                    ("Context", context),
+                    ("Exten", exten),
+                    ("Priority", str(priority)),
+                ],
+            )
+        except Exception as exc:  # the agent is READY either way; only the prompt is lost
+            log.info("agent %s: %s notice not sent: %s", agent_id, result.value, exc)
+            return
+        if not reply.ok:
+            log.info("agent %s: %s notice refused: %s", agent_id, result.value, reply.message)
 
     def drop(self, agent_id: str) -> None:
         """The agent left (logout, line gone): give back the lead they held, if any."""

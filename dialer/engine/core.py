@@ -1664,6 +1664,7 @@ class Engine:
         a = self.agents.get(agent_id) if agent_id else None
         if a is not None and a.status is S.RESERVED and a.call_id == call.state.call_id:
             self._agent_event(agent_id, AgentEvent.RELEASE)
+        self.agent_dial.ended(call.state.call_id, result)  # preview/manual (issue 8): say why
         call.state = advance(call.state, CallEvent.END, now)
         for kind in ("deadline", "finalize", "stale"):
             self._cancel_timer(kind, call.state.call_id)

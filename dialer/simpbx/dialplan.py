@@ -43,6 +43,7 @@ class Dialplan:
             "dialer-seat": self.ctx_dialer_seat,
             "dialer-agent-loop": self.ctx_agent_loop,
             "dialer-agent-wrapup": self.ctx_agent_wrapup,
+            "dialer-agent-notice": self.ctx_agent_notice,
             "dialer-inbound": self.ctx_dialer_inbound,
             "dialer-supervisor": self.ctx_dialer_supervisor,
         }
@@ -365,6 +366,37 @@ class Dialplan:
             await self.agi(ch, url)
             if ch.dead:
                 return None
+        self.step(ch, c, "s", 4, "Goto", "dialer-agent-loop,s,1")
+        return ("dialer-agent-loop", "s", 1)
+
+    async def ctx_agent_notice(self, ch: Channel, exten: str, prio: int) -> Next:
+        """``dialer-agent-notice``: a holding agent hears ``DIALER_NOTICE``, then holds again.
+
+        The controller's AMI Redirect brings the agent here; a customer bridged meanwhile pulls
+        them out of Playback (as out of WaitExten), and the bridge's F() decides what follows.
+        """
+        c = "dialer-agent-notice"
+        agent_id = self.var(ch, "AGENTID")
+        notice = self.var(ch, "DIALER_NOTICE")
+        self.step(ch, c, "s", 1, "NoOp", f"dialer-agent-notice: {agent_id} hears {notice}")
+        self.step(ch, c, "s", 2, "GotoIf", f"{int(not notice)}?back")
+        if notice:
+            self.step(ch, c, "s", 3, "Playback", notice)
+            self.pbx.stats_counter["agent_notices"] += 1
+            ends = self.pbx.clock.now() + self.prompt_seconds(notice)
+            while (left := ends - self.pbx.clock.now()) > 0:
+                try:
+                    signal = await asyncio.wait_for(ch.mailbox.get(), self.pbx.clock.real(left))
+                except TimeoutError:
+                    break
+                if signal[0] == "bridge":
+                    return await self.in_bridge(ch, signal[1], (c, "s", 4))
+                if signal[0] == "hangup":
+                    return None
+                # DTMF during Playback is not heard (it is no WaitExten): keep playing.
+            if ch.dead:
+                return None
+            self.pbx.setvar(ch, "PLAYBACKSTATUS", "SUCCESS")
         self.step(ch, c, "s", 4, "Goto", "dialer-agent-loop,s,1")
         return ("dialer-agent-loop", "s", 1)
 

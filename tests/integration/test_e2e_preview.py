@@ -73,6 +73,7 @@ async def test_preview_star3_dials_for_that_agent_then_no_lead(tmp_path: Path) -
         assert e.agents["1002"].status is S.READY  # the other agent was never offered it
         await e.wait_for(lambda: e.stats.ended == 1, 30)
         a = await holding(r, "1001")
+        assert r.sim.stats_counter["agent_notices"] == 0  # answered: nothing to explain
         # The hopper is empty now: "no more calls", and the agent is READY again.
         before = e.agents["1001"].since
         assert await a.press("*3")
@@ -103,7 +104,13 @@ async def test_manual_unanswered_call_gives_the_agent_back(tmp_path: Path) -> No
         await e.wait_for(lambda: e.stats.originated == 1, 20)
         assert e.agents["1001"].status is S.RESERVED and e.agents["1001"].call_id
         await e.wait_for(lambda: e.stats.ended == 1, 60)
+        # The agent hears why (no answer) in dialer-agent-notice, then holds again.
+        await e.wait_for(lambda: r.sim.stats_counter["agent_notices"] == 1, 20)
+        assert a.ch is not None
+        assert a.ch.variables.get("DIALER_NOTICE") == e.settings.asterisk.preview_no_answer_prompt
+        assert a.ch.variables.get("AGENT_STATE") == "READY"
         await holding(r, "1001")
+        assert a.ch.context == "dialer-agent-loop"
         await r.stop_controller()
         calls, leads, logs = await load(r.db)
     check_ledger(calls, leads, 1)

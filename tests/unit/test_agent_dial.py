@@ -117,3 +117,61 @@ async def test_dnc_at_dial_time_and_an_empty_hopper_give_no_lead(
     states = [r.state for r in store.agent_rows]
     first = ["READY", "RESERVED", "READY", "RESERVED", "LOGGED_OUT"]  # DNC, then hang-up
     assert states == [*first, "READY", "RESERVED", "READY"]  # no lead
+
+
+def notices(ami: FakeAmi) -> list[tuple[str, dict[str, str]]]:
+    """The Setvar and Redirect actions sent to agents' channels, in order."""
+    return [(name, dict(h)) for name, h in ami.actions if name in ("Setvar", "Redirect")]
+
+
+@pytest.mark.parametrize(
+    ("reason", "prompt"),
+    [
+        ("5", "the-party-you-are-calling&is-curntly-busy"),  # busy [13]
+        ("3", "the-party-you-are-calling&is-curntly-unavail"),  # no answer [14]
+        ("8", "all-circuits-busy-now"),  # congestion [15]
+    ],
+)
+async def test_unanswered_call_is_explained_to_the_holding_agent(
+    rig: tuple[Engine, FakeStore, FakeAmi], reason: str, prompt: str
+) -> None:
+    engine, _, ami = rig
+    await login(engine, "1001", CHAN_1)
+    assert (await cmd(engine, "agent.next", "1001")).ok
+    assert (await cmd(engine, "agent.dial", "1001")).ok
+    await until(engine, lambda: len(ami.originates()) == 1)
+    cid = ami.originates()[0]["ChannelId"]
+    failed = {"Uniqueid": "<unknown>", "ActionID": cid, "Response": "Failure", "Reason": reason}
+    engine.on_ami_event(ev("OriginateResponse", **failed))
+    await until(engine, lambda: any(name == "Redirect" for name, _ in notices(ami)))
+    assert engine.agents["1001"].status is S.READY
+    sent = notices(ami)
+    assert sent == [
+        ("Setvar", {"Channel": CHAN_1, "Variable": "AGENT_STATE", "Value": "READY"}),
+        ("Setvar", {"Channel": CHAN_1, "Variable": "DIALER_NOTICE", "Value": prompt}),
+        (
+            "Redirect",
+            {"Channel": CHAN_1, "Context": "dialer-agent-notice", "Exten": "s", "Priority": "1"},
+        ),
+    ]
+    assert not engine.agent_dial.dialled  # each call is explained at most once
+
+
+async def test_no_notice_when_the_agent_is_gone_or_the_call_is_not_theirs(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    engine, store, ami = rig
+    await login(engine, "1001", CHAN_1)
+    assert (await cmd(engine, "agent.next", "1001")).ok
+    assert (await cmd(engine, "agent.dial", "1001")).ok
+    await until(engine, lambda: len(ami.originates()) == 1)
+    cid = ami.originates()[0]["ChannelId"]
+    engine.on_ami_event(ev("Hangup", Channel=CHAN_1, Uniqueid="agent-line", Cause="16"))
+    await until(engine, lambda: not engine.agents["1001"].logged_in)
+    engine.on_ami_event(
+        ev("OriginateResponse", Uniqueid="<unknown>", ActionID=cid, Response="Failure", Reason="5")
+    )
+    await until(engine, lambda: len(store.ended) == 1)
+    await engine.barrier()
+    assert notices(ami) == []  # the agent's line is gone: nobody to tell
+    assert not engine.agent_dial.dialled

@@ -170,6 +170,7 @@ def check_dialplan(settings: Settings, plan: Dialplan) -> None:
     known = {
         *contract.ORIGINATE_VARIABLES,
         *contract.AGI_SET_VARIABLES,
+        *contract.AMI_SET_VARIABLES,
         *("AMDSTATUS", "AMDCAUSE", "AGISTATUS", "CHANNEL", "EXTEN", "INVALID_EXTEN"),
         *("CALLERID(all)", "CALLERID(num)", "CHANNEL(endpoint)"),
     }
@@ -569,4 +570,6 @@ def test_contract_constants_are_the_written_contract() -> None:
     assert tuple(actions) == contract.AMI_ACTIONS
     assert tuple(re.findall(r"`([A-Za-z]+)`", events_part)) == contract.AMI_EVENTS
     variables = re.findall(r"^\| `([A-Z_]+)` \|", _doc_section("Channel variables"), re.M)
-    assert set(contract.ORIGINATE_VARIABLES) | set(contract.AGI_SET_VARIABLES) == set(variables)
+    assert set(contract.ORIGINATE_VARIABLES) | set(contract.AGI_SET_VARIABLES) | set(
+        contract.AMI_SET_VARIABLES
+    ) == set(variables)
