@@ -40,7 +40,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -290,6 +290,26 @@ class Database:
 
         # Mostly a read (it writes only to mark a lead found on the DNC list): deferred.
         return await self.retrying(work, f"re-check lead {lead_id}", immediate=False)
+
+    async def live_answers_since(
+        self, campaign_id: int, since: datetime
+    ) -> list[tuple[datetime, bool]]:
+        """The campaign's live answers since ``since``: (when answered, abandoned?) each.
+
+        What the pacer's abandonment ledger counts (live answered, and which were abandoned),
+        so a controller that starts mid-day or mid-month keeps the cap over the rolling windows.
+        """
+        live = [r.value for r in (CallResult.HUMAN, CallResult.ABANDONED)]
+        when = func.coalesce(Call.answered_at, Call.ended_at, Call.originated_at)
+        query = select(when, Call.result).where(
+            Call.campaign_id == campaign_id,
+            Call.direction == "outbound",
+            Call.originated_at >= since,
+            Call.result.in_(live),
+        )
+        async with self.read() as session:
+            rows = (await session.execute(query)).all()
+        return [(t, result == CallResult.ABANDONED.value) for t, result in rows if t is not None]
 
     async def release_lead(self, lead_id: int, owner: str | None = None) -> bool:
         """Give back a reserved lead that was not dialled; True if it was reserved."""

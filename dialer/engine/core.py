@@ -53,6 +53,7 @@ from dialer.engine.inputs import (
     CommandIn,
     HandoffIn,
     HandoffPlan,
+    HistoryIn,
     LeadsIn,
     LoginIn,
     OriginateIn,
@@ -78,6 +79,7 @@ from dialer.engine.ports import (
     Store,
 )
 from dialer.engine.trunks import InboundTrunkCalls, TrunkGate, dial_string, inbound_channel
+from dialer.pacing.ledger import BUCKET_SECONDS
 from dialer.protocol.ami import Message
 
 log = logging.getLogger("dialer.engine")
@@ -171,6 +173,9 @@ class CampaignRun:
     last_decision: int = 0
     fetch_failed: bool = False
     rechecking: int = 0  # launches decided, waiting for the last look before the Originate
+    # The ledger's earlier live answers (pacing LedgerBuckets on our clock); None until read:
+    # a campaign is not paced before its abandonment history is known.
+    history: tuple[Any, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -484,6 +489,8 @@ class Engine:
             self._on_campaign(item)
         elif isinstance(item, RecoverIn):
             self._on_recover(item)
+        elif isinstance(item, HistoryIn):
+            self._on_history(item)
         elif isinstance(item, ActionDoneIn):
             if item.reply is not None and not item.reply.done():
                 code = cmds.OK if item.ok else cmds.FAILED
@@ -848,6 +855,7 @@ class Engine:
         run = self.campaigns.get(config.id)
         if run is None:
             run = self.campaigns[config.id] = CampaignRun(config)
+            self._later(functools.partial(self._load_history, config.id))
         else:
             run.config = config
         if config.status != "running":
@@ -857,6 +865,48 @@ class Engine:
                 if call is not None and call.plan is not None and not call.plan.done():
                     call.plan.set_result(HandoffPlan("abandon", prompt=self._abandon_prompt(run)))
         self._publish_counters(force=True)
+
+    async def _load_history(self, cid: int) -> None:
+        """Read the campaign's live answers of the last 30 days (an effect; result as input)."""
+        try:
+            answers = await self.store.live_answers(cid)
+        except Exception as exc:
+            # Better to pace on today's count alone than not at all; said loudly.
+            log.warning(
+                "campaign %s: abandonment history not read (%s): pacing without the earlier "
+                "days' abandonments",
+                cid,
+                exc,
+            )
+            self.post(HistoryIn(cid, (), failed=True))
+        else:
+            self.post(HistoryIn(cid, tuple(answers)))
+
+    def _on_history(self, item: HistoryIn) -> None:
+        run = self.campaigns.get(item.campaign_id)
+        if run is None or run.history is not None:
+            return
+        now = self.clock.now()
+        size = BUCKET_SECONDS
+        buckets: dict[float, list[int]] = {}
+        for ago, abandoned in item.answers:
+            start = ((now - ago) // size) * size
+            counts = buckets.setdefault(start, [0, 0])
+            counts[0] += 1
+            counts[1] += int(abandoned)
+        run.history = tuple(
+            self.pacing.LedgerBucket(start, live, abandoned)
+            for start, (live, abandoned) in sorted(buckets.items())
+        )
+        if item.answers:
+            live = sum(b.live for b in run.history)
+            dropped = sum(b.abandoned for b in run.history)
+            log.info(
+                "campaign %s: pacer starts from %d live answers, %d abandoned in 30 days",
+                run.config.id,
+                live,
+                dropped,
+            )
 
     def _cmd_status(self, cmd: Command, _f: object) -> Reply:
         by_state: dict[str, int] = {}
@@ -928,12 +978,16 @@ class Engine:
         except Exception:
             day = datetime.now(UTC).date().isoformat()
         if run.pacer is None or run.day != day:
+            # The rolling 24 h and 30 day windows go on: yesterday's pacer hands its ledger to
+            # today's; the first pacer starts from the record (``run.history``).
+            ledger = getattr(run.pacer, "ledger", None)
+            history = ledger.buckets() if ledger is not None else (run.history or ())
             cfg = run.config
             mode = cfg.dial_mode if cfg.dial_mode in ("predictive", "progressive", "ratio") else ""
             if not mode:
                 run.pacer = None
                 return None
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = {"history": history}
             if mode == "predictive":
                 options["target_abandon_rate"] = cfg.pacing_target / 100.0
                 options["abandon_after_seconds"] = self.settings.engine.abandon_after_seconds
@@ -979,6 +1033,8 @@ class Engine:
         )
 
     def _pace(self, cid: int, run: CampaignRun, now: float) -> None:
+        if run.history is None:
+            return  # the abandonment history is being read (milliseconds after a start)
         pacer = self._pacer_for(run)
         if pacer is None:
             return

@@ -162,6 +162,16 @@ class CampaignIn:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryIn:
+    """A campaign's live answers of the last 30 days, for its pacer's abandonment ledger:
+    (seconds ago, abandoned?) each; ``failed`` when the record could not be read."""
+
+    campaign_id: int
+    answers: Sequence[tuple[float, bool]]
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RecoverIn:
     """Ledger rows a previous run left open (restart recovery)."""
 

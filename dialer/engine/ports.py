@@ -254,6 +254,11 @@ class Store(Protocol):
         """None if the lead may still be dialled right now; otherwise why not (e.g. "dnc")."""
         ...
 
+    async def live_answers(self, campaign_id: int) -> Sequence[tuple[float, bool]]:
+        """The campaign's live answers over the last 30 days: (seconds ago, abandoned?) each,
+        for the pacer's abandonment ledger after a (re)start."""
+        ...
+
     def call_started(self, row: CallStarted) -> None:
         """Queue the opening ledger row (batched; never blocks)."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select, update
@@ -151,6 +151,13 @@ class DbStore:
     async def recheck(self, lead_id: int, phone: str) -> str | None:
         """The last look before the Originate: DNC, calling window, still ours."""
         return await self.db.recheck_before_dial(lead_id, phone, _now(), self.owner)
+
+    @_on_db_loop
+    async def live_answers(self, campaign_id: int) -> Sequence[tuple[float, bool]]:
+        """The campaign's live answers over the last 30 days (seconds ago, abandoned?)."""
+        now = _now()
+        rows = await self.db.live_answers_since(campaign_id, now - timedelta(days=30))
+        return [(max(0.0, (now - t).total_seconds()), abandoned) for t, abandoned in rows]
 
     @_on_db_loop
     async def release_leads(self, lead_ids: Sequence[int]) -> None:

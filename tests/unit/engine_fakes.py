@@ -37,6 +37,8 @@ class FakeStore:
     dnc: set[str] = field(default_factory=set)  # numbers put on DNC after they were reserved
     work: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # queue assign
     work_fails: bool = False
+    # earlier live answers per campaign (seconds ago, abandoned?): the pacer's history
+    history: dict[int, list[tuple[float, bool]]] = field(default_factory=dict)
 
     async def running_campaigns(self) -> Sequence[CampaignConfig]:
         return [c for c in self.campaigns_.values() if c.status == "running"]
@@ -65,6 +67,9 @@ class FakeStore:
 
     async def release_leads(self, lead_ids: Sequence[int]) -> None:
         self.reserved.difference_update(lead_ids)
+
+    async def live_answers(self, campaign_id: int) -> Sequence[tuple[float, bool]]:
+        return list(self.history.get(campaign_id, ()))
 
     async def recheck(self, lead_id: int, phone: str) -> str | None:
         if phone in self.dnc:
