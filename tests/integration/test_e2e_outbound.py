@@ -49,7 +49,10 @@ async def _campaign(tmp_path, db_url: str) -> None:
         window=window,
         dnc=dnc,
         phones=[*dnc, *(f"+9198{i:08d}" for i in range(490))],
-        pacing_target=2.0,  # the pacer aims under the 3 % legal cap asserted below
+        # The pacer aims well under the 3 % legal cap asserted below: ~190 live answers are a
+        # small day, where one burst of answers moves the rate by a point (CI once saw 6 of 186
+        # with a 2 % target, before the pacer counted the calls in flight against its budget).
+        pacing_target=1.5,
         agent_overrides={"login_spread": 10.0, "wrapup": WRAPUP},
         called_overrides={"talk": TALK},
     )
