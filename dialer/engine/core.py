@@ -1738,7 +1738,9 @@ class Engine:
         self.stats.ended += 1
         if run is not None:
             key = result.value
-            run.counters[key] = run.counters.get(key, 0) + 1
+            if not (result is CallResult.ABANDONED and call.abandoned):
+                # (an abandonment is counted when it happens, in _abandon)
+                run.counters[key] = run.counters.get(key, 0) + 1
             run.counters["ended"] = run.counters.get("ended", 0) + 1
         self.live.call(call.state.call_id, None)
 

@@ -162,6 +162,9 @@ async def test_no_agent_in_time_is_abandoned_and_kept_away(
     await until(engine, lambda: len(store.ended) == 1)
     assert store.ended[0].result is CallResult.ABANDONED
     assert store.ended[0].no_redial_hours == 72.0
+    # The wallboard's count: once when it was dropped, not again when its row was closed.
+    counters = engine.campaigns[1].counters
+    assert (counters["abandoned"], counters["live"], counters["ended"]) == (1, 1, 1)
 
 
 async def test_vanished_agent_gives_the_next_agent(rig: tuple[Engine, FakeStore, FakeAmi]) -> None:
