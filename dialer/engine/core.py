@@ -41,6 +41,7 @@ from dialer.domain.results import (
 )
 from dialer.engine import commands as cmds
 from dialer.engine.agent_dial import AgentDial
+from dialer.engine.agent_table import AgentTable
 from dialer.engine.commands import Command, Reply
 from dialer.engine.inbound import EngineInbound
 from dialer.engine.inputs import (
@@ -98,6 +99,13 @@ BUFFER_MIN = 4
 STALE_AFTER = 60.0
 # Reconciliation leaves alone a call heard of this recently before the channel listing.
 RECONCILE_MARGIN = 5.0
+# Stale calls ask for a channel listing at most this often (engine seconds).  Each listing is
+# one list event per channel, on both sides of the link (about 1,000 with 500 agents), and
+# every call still up 60 s after its ring timeout (a long conversation) asks for one: without
+# the spacing, at 500 agents the controller listed channels more than once a second and each
+# burst held up the hand-offs queued behind it.
+RECONCILE_EVERY = 10.0
+RECONCILE_KEY = "__reconcile__"  # the "stale" timer of a listing put off (or to retry)
 
 
 class _Live:
@@ -237,7 +245,8 @@ class Engine:
         self.clock: Clock = clock if clock is not None else RealClock()
         self._pacing = pacing
         self.owner = owner or f"ctl-{secrets.token_hex(3)}"
-        self.agents: dict[str, AgentState] = {}
+        # Indexed by campaign, READY and wrap-up: no per-event or per-tick scan of every agent.
+        self.agents: AgentTable = AgentTable()
         self.seats: dict[str, str] = {}  # agent -> seat
         self.by_channel: dict[str, str] = {}  # agent channel -> agent
         self.calls: dict[str, CallTrack] = {}
@@ -263,6 +272,7 @@ class Engine:
         self._done: asyncio.Event = asyncio.Event()
         self._wrapup_grace = 5.0
         self._reconciling = False
+        self._reconcile_asked = float("-inf")  # engine time of the last full listing asked
         self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         # Lead ids of calls already ended, kept while their agent wraps up.
         self._ended_leads: dict[str, int] = {}
@@ -1003,9 +1013,7 @@ class Engine:
         ready = 0
         talking: list[float] = []
         wrapping: list[float] = []
-        for a in self.agents.values():
-            if a.campaign != key:
-                continue
+        for a in self.agents.members(key).values():
             if a.status is S.READY:
                 ready += 1
             elif a.status in ag.ON_CALL:
@@ -1038,7 +1046,7 @@ class Engine:
         pacer = self._pacer_for(run)
         if pacer is None:
             return
-        logged_in = any(a.campaign == str(cid) and a.logged_in for a in self.agents.values())
+        logged_in = self.agents.logged_in_count(str(cid)) > 0
         if logged_in:
             self._refill(cid, run, now)
         if not self.ami_up or not self.ami.connected or not run.buffer:
@@ -1110,7 +1118,7 @@ class Engine:
     def _refill(self, cid: int, run: CampaignRun, now: float) -> None:
         if run.fetching or now < run.exhausted_until or self.stopping:
             return
-        agents = sum(1 for a in self.agents.values() if a.campaign == str(cid) and a.logged_in)
+        agents = self.agents.logged_in_count(str(cid))
         target = max(BUFFER_MIN, BUFFER_PER_AGENT * agents)
         if len(run.buffer) >= (2 * target) // 3 + 1:
             return
@@ -1580,7 +1588,7 @@ class Engine:
             if call is None or call.state.phase is not CallPhase.WAITING or call.state.agent_id:
                 queue.popleft()
                 continue
-            best = ag.longest_idle(self.agents, str(cid))
+            best = ag.longest_idle(self.agents.ready(str(cid)), str(cid))
             if best is None:
                 return
             queue.popleft()
@@ -1647,7 +1655,7 @@ class Engine:
                 call.state.call_id,
                 why,
                 self.clock.now() - (call.state.live_at or self.clock.now()),
-                sum(1 for a in self.agents.values() if a.status is S.READY),
+                self.agents.ready_count(),
             )
             call.abandoned = True
             now = self.clock.now()
@@ -1670,6 +1678,9 @@ class Engine:
     # ------------------------------------------------------------------ timers
 
     def _on_timer(self, item: TimerIn) -> None:
+        if item.kind == "stale" and item.key == RECONCILE_KEY:
+            self._reconcile_request()
+            return
         call = self.calls.get(item.key)
         if call is None:
             return
@@ -1681,7 +1692,7 @@ class Engine:
         elif item.kind == "finalize":
             self._finalize(call)
         elif item.kind == "stale":
-            self._reconcile_request()
+            self._reconcile_stale()
 
     # ------------------------------------------------------------------ the end of a call
 
@@ -1801,9 +1812,7 @@ class Engine:
     # ------------------------------------------------------------------ wrap-up timeouts
 
     def _overdue_wrapups(self, now: float) -> None:
-        for a in list(self.agents.values()):
-            if a.status is not S.WRAPUP:
-                continue
+        for a in self.agents.in_wrapup():
             run = self.campaigns.get(_int(a.campaign) or -1)
             limit = run.config.wrapup_seconds if run else self.settings.engine.wrapup_seconds
             if now - a.since > limit + self._wrapup_grace:
@@ -1825,11 +1834,22 @@ class Engine:
             self.stats.links += 1
         del was
 
+    def _reconcile_stale(self) -> None:
+        """A call not heard of for long: list the channels now, or once RECONCILE_EVERY has
+        passed since the last listing (that one then covers every call launched before it)."""
+        due = self._reconcile_asked + RECONCILE_EVERY
+        if self.clock.now() >= due:
+            self._reconcile_request()
+        elif ("stale", RECONCILE_KEY) not in self._timers:
+            self._timer("stale", RECONCILE_KEY, due)
+
     def _reconcile_request(self, *, inbound_only: bool = False) -> None:
         if not inbound_only:
             if self._reconciling:
                 return
             self._reconciling = True
+            self._reconcile_asked = self.clock.now()
+            self._cancel_timer("stale", RECONCILE_KEY)
         asked = self.clock.now()
 
         async def ask() -> None:
@@ -1939,9 +1959,7 @@ class Engine:
         for cid, run in self.campaigns.items():
             c = run.counters
             live = c.get("live", 0)
-            snap_ready = sum(
-                1 for a in self.agents.values() if a.campaign == str(cid) and a.status is S.READY
-            )
+            snap_ready = len(self.agents.ready(str(cid)))
             data = {
                 "name": run.config.name,
                 "status": run.config.status,
@@ -2006,3 +2024,6 @@ _AMI_HANDLERS: dict[str, Callable[[Engine, Message], None]] = {
     "BridgeEnter": Engine._ev_bridgeenter,
     "BridgeLeave": Engine._ev_bridgeleave,
 }
+
+#: The AMI events the engine acts on (the controller subscribes it to these alone).
+ENGINE_AMI_EVENTS: tuple[str, ...] = tuple(_AMI_HANDLERS)

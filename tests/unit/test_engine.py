@@ -256,6 +256,35 @@ async def test_reconciliation_spares_a_call_heard_of_just_before_the_listing(
     assert engine.agents["1001"].logged_in  # its line is in the listing
 
 
+async def test_stale_calls_share_one_channel_listing_per_interval(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    from dialer.engine.core import RECONCILE_EVERY, RECONCILE_KEY
+    from dialer.engine.inputs import TimerIn
+
+    engine, store, ami = rig
+    await login(engine)
+    await until(engine, lambda: len(ami.originates()) >= 1)
+    cid = ami.originates()[0]["ChannelId"]
+    ami.channels = [{"Uniqueid": cid, "Channel": "c;1"}, {"Uniqueid": "x", "Channel": AGENT_CHAN}]
+
+    def listings() -> int:
+        return sum(1 for name, _ in ami.actions if name == "CoreShowChannels")
+
+    first = listings()
+    engine.post(TimerIn("stale", cid))  # a long call: Asterisk is asked once
+    await until(engine, lambda: engine.stats.reconciled >= 1)
+    assert listings() == first + 1
+    engine.post(TimerIn("stale", cid))  # another one just after: put off, not listed again
+    await engine.barrier()
+    assert listings() == first + 1 and ("stale", RECONCILE_KEY) in engine._timers
+    engine.clock.shift += RECONCILE_EVERY  # type: ignore[attr-defined]
+    engine.post(TimerIn("stale", RECONCILE_KEY))  # the put-off listing is due
+    await until(engine, lambda: engine.stats.reconciled >= 2)
+    assert listings() == first + 2
+    assert cid in engine.calls and not store.ended  # listed: nothing was settled
+
+
 def test_hangup_cause_of_a_local_busy_is_read_from_the_other_half() -> None:
     from dialer.domain.call import CallState
     from dialer.engine.core import CallTrack, _hangup_cause
