@@ -1044,7 +1044,7 @@ def queue_assign(
     priority: str | None,
     as_json: bool,
 ) -> None:
-    """Set what logged-in AGENT works on: a campaign, inbound callers, or both, and which first.
+    """Set what AGENT works on: a campaign, inbound callers, or both, and which first.
 
     \b
     Blended agents (the default) take inbound callers and campaign calls:
@@ -1054,6 +1054,7 @@ def queue_assign(
                            the caller has waited inbound.overflow_after_seconds (default 20).
     --inbound-only agents are never counted by a pacer; --outbound-only agents never get
     inbound callers. Saved with the agent: it holds after a re-login or a controller restart.
+    An agent who is not logged in gets it at their next login (the controller must be running).
 
     \b
     Examples:

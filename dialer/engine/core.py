@@ -503,7 +503,7 @@ class Engine:
             self._on_history(item)
         elif isinstance(item, ActionDoneIn):
             if item.reply is not None and not item.reply.done():
-                code = cmds.OK if item.ok else cmds.FAILED
+                code = item.code or (cmds.OK if item.ok else cmds.FAILED)
                 item.reply.set_result(Reply(item.ok, code, item.message, item.data))
         elif isinstance(item, BarrierIn):
             if not item.reply.done():
@@ -782,9 +782,11 @@ class Engine:
         return cmds.ok(f"disposition {code or 'default'} ({name})", code=code, name=name)
 
     def _cmd_queue_assign(self, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:
-        a, err = self._agent_for(cmd)
+        a, _ = self._agent_for(cmd)
         if a is None:
-            return err
+            # Not logged in (or not since this controller started): kept in the record for
+            # their next login, if the record knows them.
+            return self.inbound.assign_ahead(str(cmd.args.get("agent", "")), cmd, fut)
         return self.inbound.assign(a, cmd, fut)  # issue 9: campaign, work, blend priority
 
     def _cmd_agent_next(self, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:

@@ -100,6 +100,15 @@ class InboundRequeueIn:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkKeptIn:
+    """A work assignment made ahead of the agent's login is in the record: use it at login."""
+
+    agent: str
+    work: WorkMode
+    campaign: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSkillsIn:
     """An agent's skills and languages, looked up after they logged in (effect result)."""
 
@@ -150,6 +159,8 @@ class EngineInbound:
                 self._connected(item)
             elif isinstance(item, InboundRequeueIn):
                 self._requeue(item)
+            elif isinstance(item, WorkKeptIn):
+                self._kept(item)
             elif isinstance(item, AgentSkillsIn):
                 self.skills[item.agent] = item.skills
                 self._loading.discard(item.agent)
@@ -268,25 +279,10 @@ class EngineInbound:
         whose outcome is the reply (None: the reply comes later)."""
         e = self.engine
         agent = a.agent_id
-        key = str(cmd.args.get("campaign") or cmd.args.get("target") or "").strip()
-        work = _opt(cmd.args.get("work"))
-        priority = _opt(cmd.args.get("priority"))
-        if not key and work is None and priority is None:
-            return cmds.error(
-                cmds.BAD_ARGUMENTS, "queue.assign: give a campaign, a kind of work or a priority"
-            )
-        target: int | None = None
-        if key:
-            target = e._campaign_key(key)
-            if target is None:
-                return cmds.error(
-                    cmds.UNKNOWN_CAMPAIGN,
-                    f"no campaign {key} in the controller (start it first: dialer campaign start)",
-                )
-        try:
-            mode = wk.choose(self.mode(agent), work=work, priority=priority, campaign=bool(key))
-        except wk.WorkError as exc:
-            return cmds.error(cmds.BAD_ARGUMENTS, str(exc))
+        chosen = self._choose(agent, cmd)
+        if isinstance(chosen, Reply):
+            return chosen
+        target, mode = chosen
         current = int(a.campaign) if a.campaign.isdigit() else 0
         if target is not None:
             self.home[agent] = target
@@ -321,6 +317,86 @@ class EngineInbound:
         text = f"agent {agent}: {where}, {mode.label}"
         e._later(functools.partial(self._save, fut, agent, mode, self.home.get(agent), text, data))
         return None
+
+    def _choose(self, agent: str, cmd: Command) -> tuple[int | None, WorkMode] | Reply:
+        """``queue.assign``'s arguments checked: the campaign asked for (if any) and the new
+        work mode, or the refusal."""
+        key = str(cmd.args.get("campaign") or cmd.args.get("target") or "").strip()
+        work = _opt(cmd.args.get("work"))
+        priority = _opt(cmd.args.get("priority"))
+        if not key and work is None and priority is None:
+            return cmds.error(
+                cmds.BAD_ARGUMENTS, "queue.assign: give a campaign, a kind of work or a priority"
+            )
+        target: int | None = None
+        if key:
+            target = self.engine._campaign_key(key)
+            if target is None:
+                return cmds.error(
+                    cmds.UNKNOWN_CAMPAIGN,
+                    f"no campaign {key} in the controller (start it first: dialer campaign start)",
+                )
+        try:
+            mode = wk.choose(self.mode(agent), work=work, priority=priority, campaign=bool(key))
+        except wk.WorkError as exc:
+            return cmds.error(cmds.BAD_ARGUMENTS, str(exc))
+        return target, mode
+
+    def assign_ahead(self, agent: str, cmd: Command, fut: asyncio.Future[Reply]) -> Reply | None:
+        """``queue.assign`` for an agent who is not logged in: checked as for one who is, kept
+        in the record, used at their next login (the reply comes once the record answers)."""
+        if not agent:
+            return cmds.error(cmds.BAD_ARGUMENTS, "queue.assign: which agent?")
+        chosen = self._choose(agent, cmd)
+        if isinstance(chosen, Reply):
+            return chosen
+        target, mode = chosen
+        campaign = None if mode is WorkMode.INBOUND_ONLY else (target or self.home.get(agent))
+        run = self.engine.campaigns.get(campaign or 0)
+        where = f"campaign {run.config.name}" if run else "no campaign"
+        text = f"agent {agent} is not logged in: {where}, {mode.label} from their next login"
+        data = {
+            "agent": agent,
+            "campaign": campaign or None,
+            "campaign_name": run.config.name if run else None,
+            "work": mode.value,
+            "work_label": mode.label,
+            "logged_in": False,
+        }
+        log.info(
+            "agent %s (not in): %s, campaign %s (by %s)", agent, mode.value, campaign, cmd.actor
+        )
+        self.engine._later(
+            functools.partial(self._save_ahead, fut, agent, mode, campaign, text, data)
+        )
+        return None
+
+    async def _save_ahead(
+        self,
+        fut: asyncio.Future[Reply],
+        agent: str,
+        mode: WorkMode,
+        campaign: int | None,
+        text: str,
+        data: dict[str, Any],
+    ) -> None:
+        try:
+            await self.engine.store.save_agent_work(agent, mode.value, campaign)
+        except LookupError:
+            self.engine.post(
+                ActionDoneIn(fut, False, f"no agent {agent} in the record", code=cmds.UNKNOWN_AGENT)
+            )
+            return
+        except Exception as exc:  # a failed effect becomes the reply, not just a log line
+            log.warning("inbound: work of agent %s not saved: %s", agent, exc)
+            why = f"{type(exc).__name__}: {exc}"
+            self.engine.post(ActionDoneIn(fut, False, f"{text}: not saved ({why})", data))
+            return
+        self.engine.post(WorkKeptIn(agent, mode, campaign))
+        self.engine.post(ActionDoneIn(fut, True, f"{text} (saved)", {**data, "saved": True}))
+
+    def _kept(self, item: WorkKeptIn) -> None:
+        self.load_work({item.agent: (item.work.value, item.campaign)})
 
     async def _save(
         self,

@@ -186,6 +186,7 @@ class ActionDoneIn:
     ok: bool
     message: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    code: str = ""  # the reply's code; empty: "ok" or "failed" from ``ok``
 
 
 @dataclass(frozen=True, slots=True)

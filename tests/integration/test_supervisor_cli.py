@@ -354,7 +354,7 @@ def test_wallboard_figures_from_the_database(tmp_path: Path) -> None:
 
 async def two_agents(live: RedisLive) -> Engine:
     """The real engine with 1001 idle the longest, then 1002, both on campaign spring."""
-    store = FakeStore()
+    store = FakeStore(known_agents={"1001", "1002", "1003"})
     store.campaigns_[1] = CampaignConfig(1, "spring", dial_mode="progressive", status="paused")
     engine = Engine(_engine_settings(), store, FakeAmi(), live=live)
     engine.store_ = store  # type: ignore[attr-defined]
@@ -409,7 +409,11 @@ def test_queue_assign_decides_who_takes_the_next_inbound_caller(env: dict[str, s
         code, out = dialer(env, "queue", "assign", "1001", "--campaign", "autumn")
         assert code == 1 and "refused (unknown_campaign)" in out
         code, out = dialer(env, "queue", "assign", "9999", "--inbound-only")
-        assert code == 1 and "refused (unknown_agent)" in out
+        assert code == 1 and "refused (unknown_agent)" in out, out
+        # 1003 is in the record but not logged in: kept for their next login.
+        code, out = dialer(env, "queue", "assign", "1003", "--inbound-only")
+        assert code == 0 and "not logged in" in out and "next login" in out, out
+        assert c.engine.store_.work["1003"] == ("inbound_only", None)
         code, out = dialer(env, "queue", "assign", "--help")
         assert code == 0 and "--priority [inbound|outbound]" in out and "overflow" in out
         asyncio.run_coroutine_threadsafe(c.engine.live.flush(), loop).result(5)
@@ -428,5 +432,6 @@ def test_queue_assign_decides_who_takes_the_next_inbound_caller(env: dict[str, s
         ("queue.assign", "ok", {"agent": "1001", "campaign": "spring"}),
         ("queue.assign", "unknown_campaign", {"agent": "1001", "campaign": "autumn"}),
         ("queue.assign", "unknown_agent", {"agent": "9999", "work": "inbound_only"}),
+        ("queue.assign", "ok", {"agent": "1003", "work": "inbound_only"}),
     ]
     assert all(a.actor == "default" for a in c.audit)

@@ -37,6 +37,7 @@ class FakeStore:
     dnc: set[str] = field(default_factory=set)  # numbers put on DNC after they were reserved
     work: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # queue assign
     work_fails: bool = False
+    known_agents: set[str] | None = None  # the record's agents (None: any number)
     # earlier live answers per campaign (seconds ago, abandoned?): the pacer's history
     history: dict[int, list[tuple[float, bool]]] = field(default_factory=dict)
 
@@ -105,6 +106,8 @@ class FakeStore:
 
     async def save_agent_work(self, agent_number: str, work: str, campaign_id: int | None) -> None:
         if self.work_fails:
+            raise OSError("record unreachable")
+        if self.known_agents is not None and agent_number not in self.known_agents:
             raise LookupError(f"no agent {agent_number} in the record")
         self.work[agent_number] = (work, campaign_id)
 

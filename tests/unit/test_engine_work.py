@@ -89,12 +89,14 @@ def offered(ticket: EngineTicket) -> str | None:
 
 async def test_assign_refuses_clearly(rig: Rig) -> None:
     e = rig.engine
+    rig.store.known_agents = {"1001", "1002"}
     await login(e, "1001")
     await e.submit(Command("agent.logout", {"agent": "1001"}))
     await login(e, "1002")
     cases = [
         ("9999", {"campaign": "spring"}, "unknown_agent", "no agent 9999"),
-        ("1001", {"campaign": "spring"}, "not_logged_in", "not logged in"),
+        ("1001", {"campaign": "autumn"}, "unknown_campaign", "no campaign autumn"),
+        ("1001", {"work": "inbound_only", "priority": "outbound"}, "bad_arguments", "blended"),
         ("1002", {"campaign": "autumn"}, "unknown_campaign", "no campaign autumn"),
         ("1002", {"work": "inbound_only", "priority": "outbound"}, "bad_arguments", "blended"),
         ("1002", {"work": "inbound_only", "campaign": "spring"}, "bad_arguments", "campaign"),
@@ -140,13 +142,33 @@ async def test_assign_moves_sets_priority_saves_and_publishes(rig: Rig) -> None:
     assert reply.ok and e.agents["1001"].campaign == "1" and reply.data["work"] == "inbound_first"
 
 
+async def test_work_set_ahead_of_login_is_kept_and_used_at_login(rig: Rig) -> None:
+    e = rig.engine
+    rig.store.known_agents = {"1001", "1002"}
+    await login(e, "1002")
+    await e.submit(Command("agent.logout", {"agent": "1002"}))
+    for agent in ("1001", "1002"):  # never logged in; logged out
+        reply = await assign(e, agent, campaign="summer", priority="outbound")
+        assert reply.ok, reply
+        assert "not logged in" in reply.message and "next login" in reply.message
+        assert (reply.data["logged_in"], reply.data["saved"]) == (False, True)
+        assert rig.store.work[agent] == ("outbound_first", 2)
+    reply = await assign(e, "1001", work="inbound_only")
+    assert reply.ok and rig.store.work["1001"] == ("inbound_only", None)
+    await login(e, "1001", campaigns=(1, 2))
+    await login(e, "1002", campaigns=(1, 2))
+    assert e.agents["1001"].campaign == ""  # inbound only: no campaign
+    assert e.agents["1002"].campaign == "2"  # put on summer ahead of the login
+    assert e.inbound.mode("1002").value == "outbound_first"
+
+
 async def test_a_failed_save_is_the_reply(rig: Rig) -> None:
     e = rig.engine
     await login(e, "1001")
     rig.store.work_fails = True
     reply = await assign(e, "1001", work="outbound_only")
     assert (reply.ok, reply.code, reply.data["saved"]) == (False, "failed", False)
-    assert "not saved" in reply.message and "no agent 1001 in the record" in reply.message
+    assert "not saved" in reply.message and "record unreachable" in reply.message
     assert e.inbound.mode("1001").value == "outbound_only"  # in force for this session
 
 
