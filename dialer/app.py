@@ -25,7 +25,7 @@ from dialer.agi_scripts.outbound import OutboundScripts
 from dialer.ami.client import AmiClient
 from dialer.ami.errors import AmiActionError
 from dialer.config import Settings
-from dialer.engine.core import Engine
+from dialer.engine.core import ENGINE_AMI_EVENTS, Engine
 from dialer.engine.inputs import AmiLink, LoginIn, RecoverIn
 from dialer.engine.ports import AmiReply, Clock, RealClock
 
@@ -33,6 +33,9 @@ log = logging.getLogger("dialer.app")
 
 AGENT_CONTEXTS = ("dialer-agent-loop", "dialer-agent-wrapup")
 ADOPT_EVERY = 5.0  # seconds between looks for agent lines the engine does not know
+# ... once a look found none: each look lists every channel (about 1,000 list events with 500
+# agents, a burst that held up hand-offs on both sides of the link), so look seldom then.
+ADOPT_IDLE_EVERY = 30.0
 
 
 class AmiPortAdapter:
@@ -151,7 +154,9 @@ class Controller:
         register_ivr(router, engine, s, db, writer, self.owner)
         server = AgiServer(s.agi, router)
         self.parts = Parts(engine, client, server, db, writer, store)
-        client.subscribe(engine.on_ami_event)
+        # Only the events the engine acts on go on its queue: the rest (a CoreShowChannels
+        # listing alone is one event per channel) would only wait in line before hand-offs.
+        client.subscribe(engine.on_ami_event, *ENGINE_AMI_EVENTS)
         try:
             for config in await store.running_campaigns():
                 engine.add_campaign(config)
@@ -213,14 +218,18 @@ class Controller:
 
     async def _adoption_loop(self, client: AmiClient) -> None:
         """Look for agents holding on lines the engine does not know: at each connect, then
-        every few seconds (an agent on a call at a restart is taken back once it holds)."""
+        every few seconds while there are such lines (an agent on a call at a restart is taken
+        back once it holds), every half minute when the last look found none."""
+        pause = ADOPT_EVERY
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._adopt_now.wait(), ADOPT_EVERY)
+                await asyncio.wait_for(self._adopt_now.wait(), pause)
             self._adopt_now.clear()
+            pause = ADOPT_EVERY
             if client.connected:
                 try:
-                    await self._adopt_agents(client)
+                    if not await self._adopt_agents(client):
+                        pause = ADOPT_IDLE_EVERY
                 except Exception:  # adoption is a convenience: never let it stop the controller
                     log.exception("agent adoption failed")
 
@@ -234,8 +243,11 @@ class Controller:
             was = now
             await asyncio.sleep(0.05)
 
-    async def _adopt_agents(self, client: AmiClient) -> None:
-        """After a restart, agents still holding on their nailed-up lines are logged back in."""
+    async def _adopt_agents(self, client: AmiClient) -> bool:
+        """After a restart, agents still holding on their nailed-up lines are logged back in.
+
+        True unless the listing showed no agent line the engine did not know (or failed).
+        """
         assert self.parts is not None
         engine = self.parts.engine
         limit = self.settings.ami.action_timeout
@@ -243,11 +255,13 @@ class Controller:
             listing = await client.action("CoreShowChannels", timeout=limit)
         except Exception as exc:
             log.info("agent adoption skipped: %s", exc)
-            return
+            return True
+        unknown = False
         for item in listing.events:
             channel = item.get("Channel") or ""
             if item.get("Context") not in AGENT_CONTEXTS or channel in engine.by_channel:
                 continue
+            unknown = True
             if item.get("BridgeId"):
                 continue  # on a call the engine does not know: adopt once back in the loop
             try:
@@ -268,6 +282,7 @@ class Controller:
             paused = (state.response.get("Value") or "") == "PAUSED"
             reply = await self._login(engine, LoginSpec(number, channel, seat, campaigns, paused))
             log.info("adopted agent %s on %s: %s", number, channel, reply.message)
+        return unknown
 
     @staticmethod
     async def _login(engine: Engine, spec: LoginSpec) -> Any:

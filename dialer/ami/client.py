@@ -14,6 +14,8 @@ sockets, time and tasks.  Behaviour others rely on (facts from ../shared/asteris
   :attr:`AmiResult.events`; every event, list items included, is *also* delivered to
   subscribers (nothing that arrived is hidden; list items carry the ActionID and no
   Timestamp).  ``OriginateResponse`` is an ordinary event (after the action's own Response).
+  An event no subscriber asked for is not queued at all (a channel listing with 500 agents is
+  a thousand list items that would otherwise wait in line before the events that matter).
 * Events go through a bounded queue to subscribers, in order, one at a time.  When the queue
   is full the reader waits (back-pressure onto TCP) instead of dropping events, and the
   watchdog does not count that wait as silence.  A subscriber that raises is logged and
@@ -414,7 +416,7 @@ class AmiClient:
             if not banner.done():
                 banner.set_result(frame)
             return
-        if frame.kind == "event":
+        if frame.kind == "event" and self._wanted(frame.name):
             if self._events.full():
                 self._reader_blocked = True
                 try:
@@ -429,6 +431,10 @@ class AmiClient:
             future = self._futures.pop(done.action_id, None)
             if future is not None and not future.done():
                 future.set_result(done)
+
+    def _wanted(self, name: str) -> bool:
+        """Some subscriber takes events of this name (or every event)."""
+        return bool(self._handlers.get(_ALL)) or bool(self._handlers.get(name.lower()))
 
     # ------------------------------------------------------------------ watchdog
 

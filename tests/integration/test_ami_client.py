@@ -390,6 +390,33 @@ async def test_a_full_event_queue_applies_back_pressure_and_loses_nothing() -> N
         assert got == [str(i) for i in range(50)]
 
 
+async def test_events_nobody_subscribed_to_are_not_queued_behind_a_slow_handler() -> None:
+    fake = FakeAmi(secret=SECRET)
+    async with running(fake, event_queue_size=10) as (client, links, _):
+        release = asyncio.Event()
+        got: list[str] = []
+        both = asyncio.Event()
+
+        async def slow(msg: Message) -> None:
+            await release.wait()
+            got.append(msg["N"] or "")
+            if len(got) == 2:
+                both.set()
+
+        client.subscribe(slow, "Tick")
+        await links.wait(1)
+        fake.conns[0].event("Tick", ("N", "0"))  # the handler holds on to this one
+        for i in range(200):  # a listing's worth of events no one takes
+            fake.conns[0].event("CoreShowChannel", ("N", str(i)))
+        fake.conns[0].event("Tick", ("N", "1"))
+        # The reader is not stuck behind a full queue of unwanted events: actions still answer.
+        result = await client.action("Ping", timeout=2.0)
+        assert result.ok
+        release.set()
+        await asyncio.wait_for(both.wait(), 5)
+        assert got == ["0", "1"]
+
+
 async def test_refused_connects_back_off_then_connect() -> None:
     # Find a free port, keep nothing there: connects are refused until the fake starts.
     probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
