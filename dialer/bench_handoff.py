@@ -67,6 +67,7 @@ class FloorResult:
     parts_p50: tuple[float, float, float] = (0.0, 0.0, 0.0)
     parts_p99: tuple[float, float, float] = (0.0, 0.0, 0.0)
     waited: int = 0  # hand-offs where the person had to wait for an agent to free up
+    listings: int = 0  # channel listings (reconciliations) the engine asked for meanwhile
     wait_p99_ms: float = 0.0
 
     @property
@@ -182,6 +183,7 @@ async def run_floor(
         first_parts = len(engine.stats.handoff_parts)
         first_wait = len(engine.stats.agent_wait_ms)
         ended0, cpu0, wall0 = engine.stats.ended, _cpu(), time.perf_counter()
+        listings0 = engine.stats.reconciled
         with contextlib.suppress(TimeoutError):
             await engine.wait_for(lambda: len(engine.stats.handoff_ms) - first >= connects, limit)
         cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
@@ -190,6 +192,7 @@ async def run_floor(
         # Reserved in the same engine step as the verdict (microseconds later) is no wait.
         waits = [w for w in engine.stats.agent_wait_ms[first_wait:] if w > 1.0]
         ended = engine.stats.ended - ended0
+        listings = engine.stats.reconciled - listings0
     finally:
         ctl.request_stop()
         with contextlib.suppress(Exception):
@@ -212,6 +215,7 @@ async def run_floor(
         parts_p99=_part_quantiles(parts, 0.99),
         waited=len(waits),
         wait_p99_ms=_quantile(waits, 0.99) if waits else 0.0,
+        listings=listings,
     )
 
 
@@ -305,7 +309,8 @@ def format_floor(r: FloorResult, loopback_ms: float, first: FloorResult) -> str:
         f"engine {r.parts_p50[1]:.3f}/{r.parts_p99[1]:.3f}, "
         f"bridge->AMI events {r.parts_p50[2]:.2f}/{r.parts_p99[2]:.2f}; "
         f"{r.waited} of {r.connects} waited for an agent to free up (p99 wait "
-        f"{r.wait_p99_ms:.0f} ms, not counted above)"
+        f"{r.wait_p99_ms:.0f} ms, not counted above); {r.listings} channel listings "
+        f"(reconciliations) meanwhile"
     )
 
 
