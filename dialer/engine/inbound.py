@@ -367,33 +367,9 @@ class EngineInbound:
             "agent %s (not in): %s, campaign %s (by %s)", agent, mode.value, campaign, cmd.actor
         )
         self.engine._later(
-            functools.partial(self._save_ahead, fut, agent, mode, campaign, text, data)
+            functools.partial(self._save, fut, agent, mode, campaign, text, data, ahead=True)
         )
         return None
-
-    async def _save_ahead(
-        self,
-        fut: asyncio.Future[Reply],
-        agent: str,
-        mode: WorkMode,
-        campaign: int | None,
-        text: str,
-        data: dict[str, Any],
-    ) -> None:
-        try:
-            await self.engine.store.save_agent_work(agent, mode.value, campaign)
-        except LookupError:
-            self.engine.post(
-                ActionDoneIn(fut, False, f"no agent {agent} in the record", code=cmds.UNKNOWN_AGENT)
-            )
-            return
-        except Exception as exc:  # a failed effect becomes the reply, not just a log line
-            log.warning("inbound: work of agent %s not saved: %s", agent, exc)
-            why = f"{type(exc).__name__}: {exc}"
-            self.engine.post(ActionDoneIn(fut, False, f"{text}: not saved ({why})", data))
-            return
-        self.engine.post(WorkKeptIn(agent, mode, campaign))
-        self.engine.post(ActionDoneIn(fut, True, f"{text} (saved)", {**data, "saved": True}))
 
     def _kept(self, item: WorkKeptIn) -> None:
         self.load_work({item.agent: (item.work.value, item.campaign)})
@@ -406,15 +382,26 @@ class EngineInbound:
         campaign: int | None,
         text: str,
         data: dict[str, Any],
+        *,
+        ahead: bool = False,
     ) -> None:
+        """Keep the assignment in the record; the outcome is the command's reply.  ``ahead``:
+        the agent is not logged in, so the record is what makes it happen (at their login)."""
         try:
             await self.engine.store.save_agent_work(agent, mode.value, campaign)
         except Exception as exc:  # a failed effect becomes the reply, not just a log line
+            if ahead and isinstance(exc, LookupError):
+                message = f"no agent {agent} in the record"
+                self.engine.post(ActionDoneIn(fut, False, message, code=cmds.UNKNOWN_AGENT))
+                return
             log.warning("inbound: work of agent %s not saved: %s", agent, exc)
             why = f"{type(exc).__name__}: {exc}"
             failed = {**data, "saved": False}
-            self.engine.post(ActionDoneIn(fut, False, f"{text} now, but not saved ({why})", failed))
+            said = f"{text}: not saved ({why})" if ahead else f"{text} now, but not saved ({why})"
+            self.engine.post(ActionDoneIn(fut, False, said, failed))
             return
+        if ahead:
+            self.engine.post(WorkKeptIn(agent, mode, campaign))
         self.engine.post(ActionDoneIn(fut, True, f"{text} (saved)", {**data, "saved": True}))
 
     def pause(self, queue: str, paused: bool) -> None:
