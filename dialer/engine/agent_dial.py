@@ -256,6 +256,13 @@ class AgentDial:
                 await ami.send(
                     "Setvar", [("Channel", channel), ("Variable", name), ("Value", value)]
                 )
+            # A caller or a live call may have taken the agent while the variables were set:
+            # a Redirect then would pull their line out of that bridge.  Looked at last thing
+            # (a read; the bridge can only follow an offer made after this).
+            a = self.engine.agents.get(agent_id)
+            if a is None or a.status is not S.READY or a.call_id or a.channel != channel:
+                log.info("agent %s: %s notice dropped: taken meanwhile", agent_id, result.value)
+                return
             reply = await ami.send(
                 "Redirect",
                 [

@@ -175,3 +175,37 @@ async def test_no_notice_when_the_agent_is_gone_or_the_call_is_not_theirs(
     await engine.barrier()
     assert notices(ami) == []  # the agent's line is gone: nobody to tell
     assert not engine.agent_dial.dialled
+
+
+async def test_no_redirect_when_the_agent_is_taken_while_the_notice_is_on_its_way(
+    rig: tuple[Engine, FakeStore, FakeAmi],
+) -> None:
+    # The Setvars take a round trip each; if the agent is taken meanwhile (here: paused; a
+    # caller reserving them is the same), a Redirect would pull their line from under them.
+    engine, _, ami = rig
+    gate = asyncio.Event()
+    plain_send = ami.send
+
+    async def slow_send(action: str, headers: list[tuple[str, str]]) -> object:
+        if action == "Setvar":
+            await gate.wait()
+        return await plain_send(action, headers)
+
+    ami.send = slow_send  # type: ignore[method-assign,assignment]
+    await login(engine, "1001", CHAN_1)
+    assert (await cmd(engine, "agent.next", "1001")).ok
+    assert (await cmd(engine, "agent.dial", "1001")).ok
+    await until(engine, lambda: len(ami.originates()) == 1)
+    cid = ami.originates()[0]["ChannelId"]
+    engine.on_ami_event(
+        ev("OriginateResponse", Uniqueid="<unknown>", ActionID=cid, Response="Failure", Reason="5")
+    )
+    await until(engine, lambda: not engine.agent_dial.dialled)  # the notice is under way
+    paused = await engine.submit(Command("agent.pause", {"agent": "1001", "reason": "tea"}))
+    assert paused.ok, paused
+    gate.set()
+    await until(engine, lambda: len(notices(ami)) == 2)  # both Setvars went
+    for _ in range(5):
+        await asyncio.sleep(0)
+        await engine.barrier()
+    assert [name for name, _ in notices(ami)] == ["Setvar", "Setvar"]  # no Redirect
