@@ -305,18 +305,25 @@ class EngineInbound:
                 e._dispatch(campaign)  # answered outbound calls first, as always
             if e.agents[agent].status is AgentStatus.READY:
                 self.dispatch()
-        run = e.campaigns.get(campaign)
+        where, data = self._described(agent, mode, campaign)
+        text = f"agent {agent}: {where}, {mode.label}"
+        e._later(functools.partial(self._save, fut, agent, mode, self.home.get(agent), text, data))
+        return None
+
+    def _described(
+        self, agent: str, mode: WorkMode, campaign: int | None
+    ) -> tuple[str, dict[str, Any]]:
+        """Where an assignment puts the agent, in words, and the reply's data."""
+        run = self.engine.campaigns.get(campaign or 0)
         where = f"campaign {run.config.name}" if run else "no campaign"
-        data = {
+        data: dict[str, Any] = {
             "agent": agent,
             "campaign": campaign or None,
             "campaign_name": run.config.name if run else None,
             "work": mode.value,
             "work_label": mode.label,
         }
-        text = f"agent {agent}: {where}, {mode.label}"
-        e._later(functools.partial(self._save, fut, agent, mode, self.home.get(agent), text, data))
-        return None
+        return where, data
 
     def _choose(self, agent: str, cmd: Command) -> tuple[int | None, WorkMode] | Reply:
         """``queue.assign``'s arguments checked: the campaign asked for (if any) and the new
@@ -352,17 +359,9 @@ class EngineInbound:
             return chosen
         target, mode = chosen
         campaign = None if mode is WorkMode.INBOUND_ONLY else (target or self.home.get(agent))
-        run = self.engine.campaigns.get(campaign or 0)
-        where = f"campaign {run.config.name}" if run else "no campaign"
+        where, data = self._described(agent, mode, campaign)
         text = f"agent {agent} is not logged in: {where}, {mode.label} from their next login"
-        data = {
-            "agent": agent,
-            "campaign": campaign or None,
-            "campaign_name": run.config.name if run else None,
-            "work": mode.value,
-            "work_label": mode.label,
-            "logged_in": False,
-        }
+        data["logged_in"] = False
         log.info(
             "agent %s (not in): %s, campaign %s (by %s)", agent, mode.value, campaign, cmd.actor
         )
