@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from dialer.engine.inputs import AmiLink
 from dialer.engine.ports import (
     AgentLogRecord,
     AmiReply,
@@ -18,6 +22,9 @@ from dialer.engine.ports import (
     OpenCall,
     PinCheck,
 )
+
+if TYPE_CHECKING:
+    from dialer.engine.core import Engine
 
 
 @dataclass
@@ -149,3 +156,17 @@ class FakeAmi:
                         d[k] = v
                 out.append(d)
         return out
+
+
+@asynccontextmanager
+async def running(engine: Engine, store: FakeStore) -> AsyncIterator[Engine]:
+    """The engine's task, with the store's campaigns added and the AMI link up; stopped after."""
+    task = asyncio.create_task(engine.run())
+    for config in store.campaigns_.values():
+        engine.add_campaign(config)
+    engine.post(AmiLink(True))
+    try:
+        yield engine
+    finally:
+        await engine.stop(grace=0)
+        await asyncio.wait_for(task, 5)

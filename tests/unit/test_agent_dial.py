@@ -11,10 +11,10 @@ from dialer.domain.agent import AgentStatus
 from dialer.domain.results import CallResult
 from dialer.engine.commands import Command, Reply
 from dialer.engine.core import Engine
-from dialer.engine.inputs import AmiLink, HandoffIn
+from dialer.engine.inputs import HandoffIn
 from dialer.engine.ports import CampaignConfig
 
-from .engine_fakes import FakeAmi, FakeStore
+from .engine_fakes import FakeAmi, FakeStore, running
 from .test_engine import ShiftClock, ev, login, settings, until
 
 S = AgentStatus
@@ -29,12 +29,8 @@ async def rig() -> AsyncIterator[tuple[Engine, FakeStore, FakeAmi]]:
     store.leads = {i: f"+9155510{i:02d}" for i in range(1, 3)}
     ami = FakeAmi()
     engine = Engine(settings(), store, ami, clock=ShiftClock())
-    task = asyncio.create_task(engine.run())
-    engine.add_campaign(store.campaigns_[1])
-    engine.post(AmiLink(True))
-    yield engine, store, ami
-    await engine.stop(grace=0)
-    await asyncio.wait_for(task, 5)
+    async with running(engine, store):
+        yield engine, store, ami
 
 
 async def cmd(engine: Engine, name: str, agent: str) -> Reply:

@@ -17,7 +17,7 @@ from dialer.engine.inputs import AmiLink, BridgeResultIn, HandoffIn, LoginIn, Wr
 from dialer.engine.ports import CampaignConfig
 from dialer.protocol.ami import Message
 
-from .engine_fakes import FakeAmi, FakeStore
+from .engine_fakes import FakeAmi, FakeStore, running
 
 AGENT_CHAN = "PJSIP/seat001-00000001"
 
@@ -54,12 +54,8 @@ async def rig() -> AsyncIterator[tuple[Engine, FakeStore, FakeAmi]]:
     store.leads = {i: f"+9155510{i:02d}" for i in range(1, 6)}
     ami = FakeAmi()
     engine = Engine(settings(), store, ami, clock=ShiftClock())
-    task = asyncio.create_task(engine.run())
-    engine.add_campaign(store.campaigns_[1])
-    engine.post(AmiLink(True))
-    yield engine, store, ami
-    await engine.stop(grace=0)
-    await asyncio.wait_for(task, 5)
+    async with running(engine, store):
+        yield engine, store, ami
 
 
 async def until(engine: Engine, pred: Callable[[], bool], limit: float = 5.0) -> None:

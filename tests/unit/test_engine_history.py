@@ -6,30 +6,25 @@ paces the campaign, and hands one day's ledger to the next day's pacer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
 from dialer.engine.core import Engine
-from dialer.engine.inputs import AmiLink
 from dialer.engine.ports import CampaignConfig
 from dialer.pacing import CallAbandoned, CallAnswered
 
-from .engine_fakes import FakeAmi, FakeStore
+from .engine_fakes import FakeAmi, FakeStore, running
 from .test_engine import ShiftClock, login, settings, until
 
 HOUR = 3600.0
 
 
-async def _engine(store: FakeStore, mode: str = "predictive") -> tuple[Engine, asyncio.Task[None]]:
+def _engine(store: FakeStore, mode: str = "predictive") -> AbstractAsyncContextManager[Engine]:
     store.campaigns_[1] = CampaignConfig(1, "spring", dial_mode=mode, wrapup_seconds=5)
     store.leads = {i: f"+9155510{i:02d}" for i in range(1, 6)}
-    engine = Engine(settings(), store, FakeAmi(), clock=ShiftClock())
-    task = asyncio.create_task(engine.run())
-    engine.add_campaign(store.campaigns_[1])
-    engine.post(AmiLink(True))
-    return engine, task
+    return running(Engine(settings(), store, FakeAmi(), clock=ShiftClock()), store)
 
 
 @pytest.mark.parametrize("mode", ["predictive", "progressive"])
@@ -42,8 +37,7 @@ async def test_a_restarted_controller_paces_on_the_month_it_finds_in_the_record(
         + [(240 * HOUR, False)] * 199
         + [(240 * HOUR, True)] * 5
     )
-    engine, task = await _engine(store, mode)
-    try:
+    async with _engine(store, mode) as engine:
         await login(engine)
         run = engine.campaigns[1]
         await until(engine, lambda: run.pacer is not None)
@@ -51,16 +45,12 @@ async def test_a_restarted_controller_paces_on_the_month_it_finds_in_the_record(
         assert (view.last_30d.live, view.last_30d.abandoned) == (400, 11)
         assert (view.last_24h.live, view.last_24h.abandoned) == (196, 6)
         assert (view.today.live, view.today.abandoned) == (0, 0)
-    finally:
-        await engine.stop(grace=0)
-        await asyncio.wait_for(task, 5)
 
 
 async def test_the_next_days_pacer_inherits_the_rolling_windows() -> None:
     store = FakeStore()
     store.history[1] = [(2 * HOUR, False)] * 50 + [(2 * HOUR, True)]
-    engine, task = await _engine(store)
-    try:
+    async with _engine(store) as engine:
         await login(engine)
         run = engine.campaigns[1]
         await until(engine, lambda: run.pacer is not None)
@@ -74,9 +64,6 @@ async def test_the_next_days_pacer_inherits_the_rolling_windows() -> None:
         view = second.ledger.view()
         assert (view.today.live, view.today.abandoned) == (0, 0)
         assert (view.last_30d.live, view.last_30d.abandoned) == (52, 2)
-    finally:
-        await engine.stop(grace=0)
-        await asyncio.wait_for(task, 5)
 
 
 class _BrokenHistory(FakeStore):
@@ -88,13 +75,9 @@ async def test_an_unreadable_history_is_said_and_pacing_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = _BrokenHistory()
-    engine, task = await _engine(store, "progressive")
-    try:
+    async with _engine(store, "progressive") as engine:
         with caplog.at_level(logging.WARNING, logger="dialer.engine"):
             await login(engine)
             await until(engine, lambda: len(engine.ami.originates()) >= 1)  # type: ignore[attr-defined]
         assert "abandonment history not read" in caplog.text
         assert engine.campaigns[1].history == ()
-    finally:
-        await engine.stop(grace=0)
-        await asyncio.wait_for(task, 5)

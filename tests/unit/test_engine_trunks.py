@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -14,6 +13,7 @@ from dialer.engine.inputs import AmiLink
 from dialer.engine.ports import CampaignConfig
 
 from .engine_fakes import FakeAmi, FakeStore
+from .engine_fakes import running as engine_running
 from .test_engine import ShiftClock, ev, login, until
 
 Rig = tuple[Engine, FakeStore, FakeAmi]
@@ -38,12 +38,8 @@ async def running(ami: FakeAmi) -> AsyncIterator[Rig]:
         engine=EngineSettings(abandon_after_seconds=0.4, tick_interval=0.02),
     )
     engine = Engine(settings, store, ami, clock=ShiftClock())
-    task = asyncio.create_task(engine.run())
-    engine.add_campaign(store.campaigns_[1])
-    engine.post(AmiLink(True))
-    yield engine, store, ami
-    await engine.stop(grace=0)
-    await asyncio.wait_for(task, 5)
+    async with engine_running(engine, store):
+        yield engine, store, ami
 
 
 def inbound(uid: str, seq: int) -> dict[str, str]:

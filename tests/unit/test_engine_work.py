@@ -3,7 +3,6 @@ each campaign's pacer sees, and what a login does with the assignment kept in th
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,11 +15,11 @@ from dialer.domain.inbound_queue import QueuedCaller
 from dialer.engine.commands import Command, Reply
 from dialer.engine.core import Engine
 from dialer.engine.inbound import EngineDesk, EngineTicket
-from dialer.engine.inputs import AmiLink, LoginIn
+from dialer.engine.inputs import LoginIn
 from dialer.engine.ports import CampaignConfig
 from dialer.live.state import MemoryLive
 
-from .engine_fakes import FakeAmi, FakeStore
+from .engine_fakes import FakeAmi, FakeStore, running
 from .test_engine import ShiftClock, until
 
 OVERFLOW = 20.0
@@ -52,13 +51,8 @@ async def rig() -> AsyncIterator[Rig]:
     store.campaigns_[2] = CampaignConfig(2, "summer", dial_mode="progressive", status="running")
     clock, live = ShiftClock(), MemoryLive()
     engine = Engine(s, store, FakeAmi(), clock=clock, live=live)
-    task = asyncio.create_task(engine.run())
-    for config in store.campaigns_.values():
-        engine.add_campaign(config)
-    engine.post(AmiLink(True))
-    yield Rig(engine, store, engine.ami, clock, live, EngineDesk(engine))  # type: ignore[arg-type]
-    await engine.stop(grace=0)
-    await asyncio.wait_for(task, 5)
+    async with running(engine, store):
+        yield Rig(engine, store, engine.ami, clock, live, EngineDesk(engine))  # type: ignore[arg-type]
 
 
 _chans = itertools.count(1)
