@@ -329,11 +329,12 @@ class PredictivePacer:
             stable=stable,
         )
 
-    def _slack(self) -> float:
-        """Abandonments still in hand: the least over today (at its margin), 24 h and 30 days."""
+    def _slack(self, reserve: float = 0.0) -> float:
+        """Abandonments still in hand: the least over today (at its margin, less ``reserve``),
+        the last 24 h and the last 30 days."""
         view = self.ledger.view()
         return min(
-            view.today.slack(self.target * (1.0 - self.safety_margin)),
+            view.today.slack(self.target * (1.0 - self.safety_margin)) - reserve,
             view.last_24h.slack(self.target),
             view.last_30d.slack(self.target),
         )
@@ -346,14 +347,8 @@ class PredictivePacer:
     def threshold(self, committed: float = 0.0) -> float:
         """The marginal-abandonment threshold the ledger allows now, with ``committed``
         abandonments expected from the calls already out taken off the budget."""
-        view = self.ledger.view()
-        slack = min(
-            # A few abandonments in hand: the last ones of a day cannot be made up for.
-            view.today.slack(self.target * (1.0 - self.safety_margin)) - self.reserve_calls,
-            view.last_24h.slack(self.target),
-            view.last_30d.slack(self.target),
-        )
-        slack -= committed
+        # A few abandonments kept in hand today: the last ones of a day cannot be made up for.
+        slack = self._slack(self.reserve_calls) - committed
         value = self.threshold0 * math.exp(self.threshold_gain * min(slack, 20.0))
         return min(max(value, 0.002), 0.45)
 
