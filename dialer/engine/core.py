@@ -890,7 +890,7 @@ class Engine:
                 cid,
                 exc,
             )
-            self.post(HistoryIn(cid, (), failed=True))
+            self.post(HistoryIn(cid, ()))
         else:
             self.post(HistoryIn(cid, tuple(answers)))
 

@@ -164,11 +164,10 @@ class CampaignIn:
 @dataclass(frozen=True, slots=True)
 class HistoryIn:
     """A campaign's live answers of the last 30 days, for its pacer's abandonment ledger:
-    (seconds ago, abandoned?) each; ``failed`` when the record could not be read."""
+    (seconds ago, abandoned?) each; none when the record could not be read (said in the log)."""
 
     campaign_id: int
     answers: Sequence[tuple[float, bool]]
-    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
