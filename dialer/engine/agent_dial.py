@@ -245,7 +245,7 @@ class AgentDial:
         a = self.engine.agents.get(agent_id)
         if prompt is None or a is None or a.status is not S.READY or not a.channel:
             return
-        channel = self.engine.agents[agent_id].channel
+        channel = a.channel
         self.engine._later(lambda: self._notice(agent_id, channel, prompt, result))
 
     async def _notice(self, agent_id: str, channel: str, prompt: str, result: CallResult) -> None:
