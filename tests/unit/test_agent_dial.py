@@ -37,6 +37,15 @@ async def cmd(engine: Engine, name: str, agent: str) -> Reply:
     return await engine.submit(Command(name, {"agent": agent}, actor="phone"))
 
 
+async def dial_for_1001(engine: Engine, ami: FakeAmi) -> str:
+    """Agent 1001 logs in on CHAN_1, takes the next lead and dials it: the call id."""
+    await login(engine, "1001", CHAN_1)
+    assert (await cmd(engine, "agent.next", "1001")).ok
+    assert (await cmd(engine, "agent.dial", "1001")).ok
+    await until(engine, lambda: len(ami.originates()) == 1)
+    return ami.originates()[0]["ChannelId"]
+
+
 async def test_next_reserves_this_agent_and_the_answer_goes_to_them(
     rig: tuple[Engine, FakeStore, FakeAmi],
 ) -> None:
@@ -72,11 +81,7 @@ async def test_unanswered_releases_the_agent_and_the_row_names_them(
     rig: tuple[Engine, FakeStore, FakeAmi],
 ) -> None:
     engine, store, ami = rig
-    await login(engine, "1001", CHAN_1)
-    assert (await cmd(engine, "agent.next", "1001")).ok
-    assert (await cmd(engine, "agent.dial", "1001")).ok
-    await until(engine, lambda: len(ami.originates()) == 1)
-    cid = ami.originates()[0]["ChannelId"]
+    cid = await dial_for_1001(engine, ami)
     engine.on_ami_event(
         ev("OriginateResponse", Uniqueid="<unknown>", ActionID=cid, Response="Failure", Reason="1")
     )
@@ -132,11 +137,7 @@ async def test_unanswered_call_is_explained_to_the_holding_agent(
     rig: tuple[Engine, FakeStore, FakeAmi], reason: str, prompt: str
 ) -> None:
     engine, _, ami = rig
-    await login(engine, "1001", CHAN_1)
-    assert (await cmd(engine, "agent.next", "1001")).ok
-    assert (await cmd(engine, "agent.dial", "1001")).ok
-    await until(engine, lambda: len(ami.originates()) == 1)
-    cid = ami.originates()[0]["ChannelId"]
+    cid = await dial_for_1001(engine, ami)
     failed = {"Uniqueid": "<unknown>", "ActionID": cid, "Response": "Failure", "Reason": reason}
     engine.on_ami_event(ev("OriginateResponse", **failed))
     await until(engine, lambda: any(name == "Redirect" for name, _ in notices(ami)))
@@ -157,11 +158,7 @@ async def test_no_notice_when_the_agent_is_gone_or_the_call_is_not_theirs(
     rig: tuple[Engine, FakeStore, FakeAmi],
 ) -> None:
     engine, store, ami = rig
-    await login(engine, "1001", CHAN_1)
-    assert (await cmd(engine, "agent.next", "1001")).ok
-    assert (await cmd(engine, "agent.dial", "1001")).ok
-    await until(engine, lambda: len(ami.originates()) == 1)
-    cid = ami.originates()[0]["ChannelId"]
+    cid = await dial_for_1001(engine, ami)
     engine.on_ami_event(ev("Hangup", Channel=CHAN_1, Uniqueid="agent-line", Cause="16"))
     await until(engine, lambda: not engine.agents["1001"].logged_in)
     engine.on_ami_event(
@@ -188,11 +185,7 @@ async def test_no_redirect_when_the_agent_is_taken_while_the_notice_is_on_its_wa
         return await plain_send(action, headers)
 
     ami.send = slow_send  # type: ignore[method-assign,assignment]
-    await login(engine, "1001", CHAN_1)
-    assert (await cmd(engine, "agent.next", "1001")).ok
-    assert (await cmd(engine, "agent.dial", "1001")).ok
-    await until(engine, lambda: len(ami.originates()) == 1)
-    cid = ami.originates()[0]["ChannelId"]
+    cid = await dial_for_1001(engine, ami)
     engine.on_ami_event(
         ev("OriginateResponse", Uniqueid="<unknown>", ActionID=cid, Response="Failure", Reason="5")
     )
